@@ -1,0 +1,212 @@
+"""`notecheck` command line: check notes, print the output schema, report the version.
+
+Exit status of `check`: 0 every note complete; 1 at least one note incomplete (a payer-required
+element missing, no supportable 6232x code, or a checking error); 2 usage error or an input that could
+not be read (missing, empty, binary, too large). 2 wins over 1 because an unreadable input means the
+run did not check what the caller asked for.
+
+stderr carries only messages built here from note ids, file-level facts and exception type names:
+never note text (notes are PHI), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Protocol, TextIO
+
+from . import __version__
+from .reading import MAX_NOTE_BYTES, NoteInput, read_inputs
+from .record import NoteResult
+from .render import render_text
+
+EXIT_COMPLETE = 0
+EXIT_INCOMPLETE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class Checker(Protocol):
+    def check(self, text: str, note_id: str = "note") -> NoteResult: ...
+
+
+CheckerFactory = Callable[[], Checker]
+
+
+def _default_checker_factory() -> Checker:
+    # Imported here so `schema`, `--version` and runs where every input is unreadable never pay
+    # for loading spaCy and the rules.
+    from .engine import NoteChecker
+
+    return NoteChecker()
+
+
+def main(argv: list[str] | None = None, checker_factory: CheckerFactory | None = None) -> int:
+    """Run the CLI and return the exit status. Tests pass `checker_factory` to inject a fake engine."""
+    _tolerate_unencodable_output(sys.stdout)
+    _tolerate_unencodable_output(sys.stderr)
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits for --help/--version (0) and usage errors (2)
+        return exc.code if isinstance(exc.code, int) else (EXIT_USAGE if exc.code else 0)
+
+    try:
+        if args.command == "schema":
+            print(json.dumps(NoteResult.model_json_schema(), indent=2))
+            return EXIT_COMPLETE
+        return _run_check(args, checker_factory or _default_checker_factory, sys.stdout, sys.stderr)
+    except BrokenPipeError:
+        # The reader went away (`notecheck check ... | head`): stop quietly, not with a traceback.
+        _silence_stdout()
+        return EXIT_INCOMPLETE
+    except KeyboardInterrupt:
+        print("notecheck: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="notecheck",
+        description="Check epidural injection procedure notes (CPT 62320-62327) for coding and "
+        "documentation completeness.",
+    )
+    parser.add_argument("--version", action="version", version=f"notecheck {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = sub.add_parser("check", help="check one or more notes", description="Check notes.")
+    check.add_argument("paths", nargs="+", metavar="PATH", help='note file, or "-" for stdin')
+    check.add_argument(
+        "--format", choices=("text", "jsonl", "json"), default="text",
+        help="text: human-readable report; jsonl: one JSON object per note as it is done; "
+        "json: one JSON array at the end (default: text)",
+    )
+    check.add_argument(
+        "--max-bytes", type=_positive_int, default=MAX_NOTE_BYTES, metavar="N",
+        help=f"reject notes larger than N bytes (default: {MAX_NOTE_BYTES})",
+    )
+
+    sub.add_parser("schema", help="print the JSON Schema of a note result",
+                   description="Print the JSON Schema of NoteResult.")
+    return parser
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {n}")
+    return n
+
+
+def _run_check(args: argparse.Namespace, factory: CheckerFactory, out: TextIO, err: TextIO) -> int:
+    session = _CheckSession(factory, err)
+    reading_failed = incomplete = False
+    collected: list[dict] = []  # only for --format json, which must wait for the last note
+    first = True
+
+    for note in read_inputs(args.paths, max_bytes=args.max_bytes):
+        for warning in note.warnings:
+            print(f"notecheck: warning: note {note.note_id}: {warning}", file=err)
+        if note.error is not None:
+            reading_failed = True
+            print(f"notecheck: error: {note.error}", file=err)
+            result = NoteResult(note_id=note.note_id, status="error", error=note.error,
+                                warnings=list(note.warnings))
+        else:
+            result = session.check(note)
+        incomplete = incomplete or not result.complete
+
+        if args.format == "jsonl":
+            print(result.model_dump_json(), file=out, flush=True)
+        elif args.format == "json":
+            collected.append(result.model_dump(mode="json"))
+        else:
+            if not first:
+                print(file=out)
+            print(render_text(result, note.text), file=out, flush=True)
+        first = False
+
+    if args.format == "json":
+        print(json.dumps(collected, indent=2, ensure_ascii=False), file=out, flush=True)
+
+    if reading_failed:
+        return EXIT_USAGE
+    return EXIT_INCOMPLETE if incomplete else EXIT_COMPLETE
+
+
+class _CheckSession:
+    """Builds the checker once, on the first readable note, and turns engine failures into results."""
+
+    def __init__(self, factory: CheckerFactory, err: TextIO) -> None:
+        self._factory = factory
+        self._err = err
+        self._checker: Checker | None = None
+        self._startup_failure: str | None = None
+
+    def check(self, note: NoteInput) -> NoteResult:
+        assert note.text is not None
+        checker = self._get_checker()
+        if checker is None:
+            return self._error(note, f"checker could not start ({self._startup_failure}); "
+                                     f"note {note.note_id} not checked")
+        try:
+            result = checker.check(note.text, note.note_id)
+            if not isinstance(result, NoteResult):
+                raise TypeError(f"engine returned {type(result).__name__}, not NoteResult")
+        except Exception as exc:  # one note's failure must not stop the others
+            # Type name only: an exception message could quote the note.
+            message = f"internal error while checking note {note.note_id}: {type(exc).__name__}"
+            print(f"notecheck: error: {message}", file=self._err)
+            return self._error(note, message)
+        if not note.warnings:
+            return result
+        # Copy, so a checker that hands back shared/cached results is not mutated.
+        return result.model_copy(update={"warnings": [*note.warnings, *result.warnings]})
+
+    def _get_checker(self) -> Checker | None:
+        if self._checker is None and self._startup_failure is None:
+            try:
+                self._checker = self._factory()
+            except Exception as exc:
+                # No note has been seen by the factory, so its message is safe and usually the fix
+                # (e.g. a missing spaCy model); reported once, not once per note.
+                self._startup_failure = type(exc).__name__
+                print(f"notecheck: error: could not start the checker: {type(exc).__name__}: "
+                      f"{_one_line(str(exc))}", file=self._err)
+        return self._checker
+
+    @staticmethod
+    def _error(note: NoteInput, message: str) -> NoteResult:
+        return NoteResult(note_id=note.note_id, status="error", error=message,
+                          warnings=list(note.warnings))
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _tolerate_unencodable_output(stream: TextIO) -> None:
+    # Notes can contain characters (or U+FFFD from a bad decode) that a legacy-encoded terminal
+    # cannot show; escaping them beats crashing mid-report.
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None:
+        try:
+            reconfigure(errors="backslashreplace")
+        except (ValueError, OSError):
+            pass
+
+
+def _silence_stdout() -> None:
+    # Point stdout at devnull so the interpreter's final flush does not raise BrokenPipeError again.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass

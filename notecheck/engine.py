@@ -1,0 +1,98 @@
+"""NoteChecker: the one engine every front end (CLI, batch audit, web service) calls.
+
+Build once (the spaCy pipeline and every rule file load here), then `check` each note:
+text -> pipeline -> ProcedureRecord (notecheck.extract) -> code (notecheck.coding) ->
+requirement findings (notecheck.requirements).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from .coding import load_coding_rules, suggest_code
+from .extract import extract
+from .patterns_path import patterns_dir
+from .pipeline import get_pipeline
+from .record import NoteResult
+from .requirements import evaluate, load_requirements
+
+log = logging.getLogger(__name__)
+
+# Longer notes are refused rather than risk minutes of work on one pasted export.
+MAX_NOTE_CHARS = 1_000_000
+NOT_AN_EPIDURAL_NOTE = "not an epidural injection note: no spinal injection procedure was found"
+
+
+class NoteChecker:
+    """Build once, then call `check` per note (or `check_many` to stream through nlp.pipe)."""
+
+    def __init__(self, patterns_dir_path: str | Path | None = None) -> None:
+        self.folder = Path(patterns_dir_path) if patterns_dir_path else patterns_dir()
+        self.nlp = get_pipeline(str(self.folder))
+        self.coding_rules = load_coding_rules(self.folder)
+        self.requirements = load_requirements(self.folder / "requirements.yaml")
+
+    def check(self, text: str, note_id: str = "note") -> NoteResult:
+        """Check one decoded note. Never raises for bad text: returns status="error" with a reason."""
+        return next(self.check_many([(note_id, text)]))
+
+    def check_many(self, notes: Iterable[tuple[str, str]], batch_size: int = 32) -> Iterator[NoteResult]:
+        """Check (note_id, text) pairs in order, streaming; one bad note never stops the others."""
+        pending: list[tuple[str, str]] = []
+        for note_id, text in notes:
+            problem = _refuse(text)
+            if problem:
+                yield from self._flush(pending)
+                pending = []
+                yield NoteResult(note_id=note_id, status="error", error=f"note {note_id}: {problem}")
+                continue
+            pending.append((note_id, text))
+            if len(pending) >= batch_size:
+                yield from self._flush(pending)
+                pending = []
+        yield from self._flush(pending)
+
+    def _flush(self, batch: list[tuple[str, str]]) -> Iterator[NoteResult]:
+        if not batch:
+            return
+        try:
+            docs = list(self.nlp.pipe(text for _, text in batch))
+        except Exception:  # noqa: BLE001 - fall back to one at a time so one bad note fails alone
+            yield from (self._one(note_id, text) for note_id, text in batch)
+            return
+        for (note_id, _), doc in zip(batch, docs):
+            yield self._result(note_id, doc)
+
+    def _one(self, note_id: str, text: str) -> NoteResult:
+        try:
+            return self._result(note_id, self.nlp(text))
+        except Exception as exc:  # noqa: BLE001
+            log.error("note %s: internal error (%s)", note_id, type(exc).__name__)
+            return NoteResult(note_id=note_id, status="error",
+                              error=f"note {note_id}: internal error while checking ({type(exc).__name__})")
+
+    def _result(self, note_id: str, doc) -> NoteResult:
+        try:
+            extraction = extract(doc, self.folder)
+            if extraction.record is None:
+                return NoteResult(note_id=note_id, status="error", error=f"note {note_id}: {NOT_AN_EPIDURAL_NOTE}")
+            record = extraction.record
+            code = suggest_code(extraction, self.coding_rules)
+            findings = evaluate(record, self.requirements)
+            return NoteResult(note_id=note_id, status="ok", record=record, code=code, findings=findings)
+        except Exception as exc:  # noqa: BLE001 - a bug on one note must not stop a batch; no text in the message
+            log.error("note %s: internal error (%s)", note_id, type(exc).__name__)
+            return NoteResult(note_id=note_id, status="error",
+                              error=f"note {note_id}: internal error while checking ({type(exc).__name__})")
+
+
+def _refuse(text: str) -> str | None:
+    if not isinstance(text, str):
+        return "note text is not a string"
+    if not text.strip():
+        return "empty note"
+    if len(text) > MAX_NOTE_CHARS:
+        return f"note too large ({len(text)} characters > {MAX_NOTE_CHARS})"
+    return None

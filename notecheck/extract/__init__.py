@@ -1,0 +1,91 @@
+"""From a processed Doc to a ProcedureRecord: one extractor module per concept.
+
+    anatomy.py        region, levels, laterality
+    procedure.py      procedure family and approach
+    imaging.py        image guidance and contrast
+    catheter.py       single injection vs indwelling catheter
+    medications.py    drugs, doses, volumes, concentrations
+    pain.py           pre/post pain scores
+    conservative.py   conservative care and its duration
+    documentation.py  consent, complications, disposition, diagnoses, imaging correlation, pain context
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spacy.tokens import Doc
+
+from ..record import Evidence, ProcedureRecord
+from . import anatomy, catheter, conservative, documentation, imaging, medications, pain, procedure
+from .context import Extraction
+from .cues import load_cues
+from .mentions import view_of
+
+
+@dataclass
+class ExtractionResult:
+    """The record plus the facts the code picker needs that are not part of the record contract."""
+
+    record: ProcedureRecord | None  # None: nothing in the note is about a spinal injection
+    procedure_performed: bool = True
+    multiple_regions: bool = False
+    unsafe_contrast: list[Evidence] = field(default_factory=list)
+    pressure_device: list[Evidence] = field(default_factory=list)
+    sedation: list[Evidence] = field(default_factory=list)
+
+
+def extract(doc: Doc, patterns_folder: Path) -> ExtractionResult:
+    x = Extraction(view_of(doc), load_cues(patterns_folder))
+    pain_context = documentation.extract_pain_context(x)
+    proc = procedure.extract_procedure(x, pain_context)
+    if proc is None:
+        return ExtractionResult(record=None, procedure_performed=False)
+
+    region, levels, multiple_regions = anatomy.extract_region_and_levels(x, proc.approach)
+    approach = proc.approach
+    if proc.in_family and approach is None and any("-" in lvl for lvl in levels):
+        approach = "interlaminar"  # an interspace entered for an epidural that is not caudal or transforaminal
+    diagnoses = documentation.extract_diagnoses(x, region)
+    record = ProcedureRecord(
+        procedure=None,
+        region=region,
+        levels=levels,
+        approach=approach,
+        laterality=anatomy.extract_laterality(x),
+        imaging=imaging.extract_imaging(x),
+        contrast=imaging.extract_contrast(x),
+        catheter=catheter.extract_catheter(x),
+        medications=medications.extract_medications(x),
+        consent=documentation.extract_consent(x),
+        pain_scores=pain.extract_pain_scores(x),
+        conservative_therapy=conservative.extract_conservative_therapy(x),
+        diagnoses=diagnoses,
+        indication=documentation.extract_indication(x, diagnoses),
+        imaging_correlation=documentation.extract_imaging_correlation(x),
+        complications_documented=documentation.extract_complications(x),
+        post_procedure_assessment=documentation.extract_post_procedure_assessment(x),
+        pain_context=pain_context,
+        anesthetic_for=proc.anesthetic_for,
+        out_of_family=proc.out_of_family,
+    )
+    record.procedure = _procedure_title(proc.in_family, approach, record.region)
+    record.evidence = x.evidence
+    current = [m for m in x.view.mentions if m.current]
+    return ExtractionResult(
+        record=record,
+        procedure_performed=proc.performed,
+        multiple_regions=multiple_regions,
+        unsafe_contrast=[m.evidence for m in imaging.unsafe_intrathecal_contrast(x)],
+        pressure_device=[m.evidence for m in current if m.label == "PRESSURE_DEVICE"],
+        sedation=[m.evidence for m in current if m.label == "SEDATION"],
+    )
+
+
+def _procedure_title(in_family: bool, approach: str | None, region: str | None) -> str | None:
+    if not in_family:
+        return None
+    where = f"{region} " if region else ""
+    how = f"{approach} " if approach else ""
+    return f"{where}{how}epidural injection".strip()

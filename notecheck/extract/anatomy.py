@@ -1,0 +1,85 @@
+"""How the spinal region, the level(s) and the laterality are found.
+
+The level where the needle went outranks levels cited from imaging or the diagnosis, and the
+technique outranks the header: a note titled "Lumbar epidural" whose technique enters C7-T1 is
+cervical. Ranks: 3 = technique section or a sentence describing needle work, 2 = procedure header or
+other prose, 0 = indication/diagnosis/imaging/history context (never decides the region).
+"""
+
+from __future__ import annotations
+
+from .context import Extraction
+from .mentions import Mention
+
+_CONTEXT_SECTIONS = {"diagnosis", "indication", "imaging_findings", "past_history", "plan", "impression", "allergies"}
+_TECHNIQUE_SECTIONS = {"technique", "medications", "anesthesia"}
+_REGION_GROUP = {"cervical": "cervical_thoracic", "thoracic": "cervical_thoracic", "lumbar": "lumbar_sacral",
+                 "sacral": "lumbar_sacral"}
+
+
+def _rank(x: Extraction, m: Mention) -> int:
+    if m.section in _CONTEXT_SECTIONS:
+        return 0
+    sentence_labels = {o.label for o in x.view.in_sentence(m.sentence, "IMAGING_STUDY", "DIAGNOSIS")}
+    action = bool(x.cues.procedure_action.search(x.view.sentence_text(m.sentence)))
+    if "IMAGING_STUDY" in sentence_labels and not action:
+        return 0
+    if m.section in _TECHNIQUE_SECTIONS or (action and m.section != "procedure"):
+        return 3
+    return 2
+
+
+def _modifies_diagnosis(x: Extraction, m: Mention) -> bool:
+    """"lumbar radiculopathy", "lumbar MRI": a region word naming the diagnosis or study, not the site."""
+    for other in x.view.in_sentence(m.sentence, "DIAGNOSIS", "IMAGING_STUDY"):
+        if 0 <= other.start - m.end <= 2:
+            return True
+    return False
+
+
+def extract_region_and_levels(x: Extraction, approach: str | None) -> tuple[str | None, list[str], bool]:
+    """Returns (region, levels, more_than_one_region_group)."""
+    candidates: list[tuple[int, int, str, Mention]] = []  # (rank, is_level, region, mention)
+    levels: list[str] = []
+    for m in x.view.of("LEVEL"):
+        if not m.current:
+            continue
+        rank = _rank(x, m)
+        if rank == 0:
+            continue
+        if m.meta["level"] not in levels:
+            levels.append(m.meta["level"])
+        x.cite("levels", m)
+        candidates.append((rank, 1, m.meta["regions"][0], m))
+    for m in x.view.of("REGION", "APPROACH"):
+        if not m.current or _modifies_diagnosis(x, m):
+            continue
+        region = m.meta.get("region") or ("sacral" if m.meta.get("approach") == "caudal" else None)
+        if region is None:
+            continue
+        rank = _rank(x, m)
+        if rank:
+            candidates.append((rank, 0, region, m))
+    if approach == "caudal" and not levels:
+        levels.append("sacral hiatus")
+    if not candidates:
+        return None, levels, False
+    best = max(c[:2] for c in candidates)
+    top = [c for c in candidates if c[:2] == best]
+    region = top[0][2]
+    for c in top:
+        x.cite("region", c[3])
+    groups = {_REGION_GROUP[c[2]] for c in candidates if c[0] == best[0]}
+    return region, levels, len(groups) > 1
+
+
+def extract_laterality(x: Extraction) -> str | None:
+    sides = [m for m in x.view.of("LATERALITY") if m.current and m.section not in ("plan", "past_history")]
+    for strength in ("approach", "symptom"):
+        chosen = [m for m in sides if m.meta["strength"] == strength]
+        if chosen:
+            values = {m.meta["side"] for m in chosen}
+            side = "bilateral" if {"left", "right"} <= values else chosen[0].meta["side"]
+            x.cite("laterality", *chosen)
+            return side
+    return None

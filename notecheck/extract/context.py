@@ -1,0 +1,48 @@
+"""What every extractor needs for one note: the mentions, the cues and the record's evidence map."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..record import Evidence
+from .cues import Cues
+from .mentions import Mention, NoteView
+
+
+@dataclass
+class Extraction:
+    view: NoteView
+    cues: Cues
+    evidence: dict[str, list[Evidence]] = field(default_factory=dict)
+
+    def cite(self, key: str, *mentions: Mention) -> None:
+        spans = self.evidence.setdefault(key, [])
+        for m in mentions:
+            if m.evidence not in spans:
+                spans.append(m.evidence)
+
+    def cite_span(self, key: str, start: int, end: int) -> None:
+        spans = self.evidence.setdefault(key, [])
+        ev = Evidence(start=start, end=end, text=self.view.text[start:end])
+        if ev not in spans:
+            spans.append(ev)
+
+    def is_blank_field(self, m: Mention) -> bool:
+        """A header-style mention ("Consent:") whose line holds only a template blank."""
+        text = self.view.text
+        after = text[m.end:]
+        if not (m.text.rstrip().endswith(":") or after.lstrip(" \t").startswith(":")):
+            return False
+        line = after.split("\n", 1)[0]
+        return bool(self.cues.template_blank.match(line)) and not self.cues.affirmative.search(line)
+
+    def filled_sections(self, category: str, require_affirmative: bool = False):
+        """Sections of this category whose body is not a template blank."""
+        text = self.view.text
+        for sec in self.view.section_bodies(category):
+            body = text[sec.body_start:sec.body_end]
+            if self.cues.template_blank.match(body) or not body.strip(" \t\n,.:;-"):
+                continue
+            if require_affirmative and not self.cues.affirmative.search(body):
+                continue
+            yield sec

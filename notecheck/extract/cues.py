@@ -1,0 +1,39 @@
+"""Cue lists from patterns/cues.yaml, compiled once per rules folder."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from ..patterns_path import load_yaml
+from .mentions import compile_cues
+
+
+@dataclass(frozen=True)
+class Cues:
+    pain_pre: re.Pattern
+    pain_post: re.Pattern
+    procedure_action: re.Pattern
+    imaging_finding: re.Pattern
+    affirmative: re.Pattern
+    injectate_total: re.Pattern
+    clause_separator: re.Pattern
+    template_blank: re.Pattern
+
+
+@cache
+def load_cues(folder: Path) -> Cues:
+    data = load_yaml(folder / "cues.yaml")
+    blank = load_yaml(folder / "measurements.yaml")["template_blank"]
+    return Cues(
+        pain_pre=compile_cues(data["pain_pre_cues"]),
+        pain_post=compile_cues(data["pain_post_cues"]),
+        procedure_action=compile_cues(data["procedure_action_cues"]),
+        imaging_finding=compile_cues(data["imaging_finding_cues"]),
+        affirmative=compile_cues(data["affirmative_field_values"]),
+        injectate_total=compile_cues(data["injectate_total_cues"]),
+        clause_separator=compile_cues(data["clause_separators"]),
+        template_blank=re.compile(blank, re.IGNORECASE),
+    )

@@ -1,0 +1,77 @@
+"""How consent, complications, post-procedure status, indication/diagnoses, imaging correlation and
+the pain context (acute postoperative, trauma, herpes zoster) are found. Template blanks
+("Consent: ___") are not documentation."""
+
+from __future__ import annotations
+
+from ..record import Diagnosis
+from .context import Extraction
+
+
+def _documented(x: Extraction, label: str, section: str, key: str, allow_negated: bool) -> bool:
+    hits = [m for m in x.view.of(label)
+            if not (m.hypothetical or m.family or (m.negated and not allow_negated)) and not x.is_blank_field(m)]
+    sections = list(x.filled_sections(section, require_affirmative=(section == "consent")))
+    for m in hits:
+        x.cite(key, m)
+    for sec in sections:
+        x.cite_span(key, sec.title_start, sec.body_end)
+    return bool(hits or sections)
+
+
+def extract_consent(x: Extraction) -> bool:
+    return _documented(x, "CONSENT", "consent", "consent", allow_negated=False)
+
+
+def extract_complications(x: Extraction) -> bool:
+    # "no complications" is a statement about complications, so negation does not remove it.
+    return _documented(x, "COMPLICATIONS", "complications", "complications", allow_negated=True)
+
+
+def extract_post_procedure_assessment(x: Extraction) -> bool:
+    return _documented(x, "DISPOSITION", "disposition", "post_procedure_assessment", allow_negated=False)
+
+
+def extract_diagnoses(x: Extraction, region: str | None) -> list[Diagnosis]:
+    diagnoses: dict[str, Diagnosis] = {}
+    written_codes = [m for m in x.view.of("ICD10") if not m.negated]
+    for m in x.view.of("DIAGNOSIS"):
+        if m.negated or m.hypothetical or m.family or m.section in ("plan", "allergies"):
+            continue
+        name = m.meta["name"]
+        code_here = next((c for c in written_codes if c.sentence == m.sentence), None)
+        icd10 = code_here.meta["code"] if code_here else (m.meta.get("icd10_by_region") or {}).get(region or "")
+        dx = diagnoses.setdefault(name, Diagnosis(text=m.text, icd10=icd10))
+        dx.evidence.append(m.evidence)
+        if code_here and code_here.evidence not in dx.evidence:
+            dx.evidence.append(code_here.evidence)
+        x.cite("indication", m)
+    return list(diagnoses.values())
+
+
+def extract_indication(x: Extraction, diagnoses: list[Diagnosis]) -> bool:
+    sections = list(x.filled_sections("indication")) + list(x.filled_sections("diagnosis"))
+    for sec in sections:
+        x.cite_span("indication", sec.title_start, sec.body_end)
+    codes = [m for m in x.view.of("ICD10") if not m.negated]
+    x.cite("indication", *codes)
+    return bool(diagnoses or sections or codes)
+
+
+def extract_imaging_correlation(x: Extraction) -> bool:
+    found = False
+    for m in x.view.of("IMAGING_STUDY"):
+        if m.negated or m.hypothetical or m.family:
+            continue
+        if x.cues.imaging_finding.search(x.view.sentence_text(m.sentence)):
+            x.cite("imaging_correlation", m)
+            found = True
+    return found
+
+
+def extract_pain_context(x: Extraction) -> str | None:
+    for m in x.view.of("PAIN_CONTEXT"):
+        if m.current or (m.historical and m.meta["context"] != "herpes_zoster"):
+            x.cite("pain_context", m)
+            return m.meta["context"]
+    return None

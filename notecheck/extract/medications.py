@@ -1,0 +1,86 @@
+"""How injected medications and their doses, volumes and concentrations are found.
+
+A sentence is cut into clauses ("80 mg Depo-Medrol in 4 mL total | 1 mL 1% lidocaine"); each quantity
+goes to the nearest drug in its clause. Drugs named as allergies, home medications, history, plans
+or conservative care are not this procedure's injectate.
+"""
+
+from __future__ import annotations
+
+from ..record import Medication
+from .context import Extraction
+from .mentions import Mention
+
+_EXCLUDED_SECTIONS = {"allergies", "medications_home", "past_history", "plan"}
+
+
+def _drug_mentions(x: Extraction) -> list[Mention]:
+    drugs = []
+    for m in x.view.of("DRUG", "CONTRAST"):
+        if not m.current or m.section in _EXCLUDED_SECTIONS:
+            continue
+        sentence = x.view.sentence_text(m.sentence).lower()
+        if "allerg" in sentence and m.label == "CONTRAST":
+            continue
+        if m.label == "CONTRAST" and not m.meta.get("agent"):
+            m.meta = {**m.meta, "name": "contrast (agent not named)"}
+        drugs.append(m)
+    return drugs
+
+
+def _clauses(x: Extraction, sentence: int) -> list[tuple[int, int]]:
+    start = x.view.sentence_starts[sentence]
+    text = x.view.sentence_text(sentence)
+    cuts = [start] + [start + m.start() for m in x.cues.clause_separator.finditer(text)] + [start + len(text)]
+    return list(zip(cuts, cuts[1:]))
+
+
+def extract_medications(x: Extraction) -> list[Medication]:
+    drugs = _drug_mentions(x)
+    quantities = [q for q in x.view.of("QUANTITY") if q.current and q.meta["kind"] != "rate"]
+    by_name: dict[str, Medication] = {}
+    for sentence in sorted({d.sentence for d in drugs}):
+        for lo, hi in _clauses(x, sentence):
+            in_clause = [d for d in drugs if lo <= d.start < hi]
+            if not in_clause:
+                continue
+            qtys = [q for q in quantities if lo <= q.start < hi]
+            assigned: dict[int, list[Mention]] = {id(d): [] for d in in_clause}
+            for q in qtys:
+                nearest = min(in_clause, key=lambda d: min(abs(q.start - d.end), abs(d.start - q.end)))
+                assigned[id(nearest)].append(q)
+            for d in in_clause:
+                _merge(x, by_name, d, assigned[id(d)])
+    _cite_total_volume(x, quantities)
+    return list(by_name.values())
+
+
+def _merge(x: Extraction, by_name: dict, drug: Mention, qtys: list[Mention]) -> None:
+    name = drug.meta.get("agent") or drug.meta.get("name") or drug.text
+    category = "contrast" if drug.label == "CONTRAST" else drug.meta.get("drug_class", "other")
+    med = by_name.setdefault(name, Medication(name=name, category=category))
+    med.evidence.append(drug.evidence)
+    for q in qtys:
+        kind, number, unit = q.meta["kind"], q.meta["number"], q.meta["unit"]
+        if kind == "dose" and med.dose is None:
+            med.dose, med.unit = number, unit
+        elif kind == "volume" and med.volume_ml is None and not _is_total(x, q):
+            med.volume_ml = number
+        elif kind == "concentration" and med.concentration is None and number <= 100:
+            if unit == "%" and number > 10:
+                continue  # "60% relief" is not a drug concentration
+            med.concentration = f"{number:g}{unit}" if unit == "%" else f"{number:g} {unit}"
+        else:
+            continue
+        med.evidence.append(q.evidence)
+
+
+def _is_total(x: Extraction, q: Mention) -> bool:
+    around = x.view.text[max(0, q.start - 25): q.end + 12]
+    return bool(x.cues.injectate_total.search(around))
+
+
+def _cite_total_volume(x: Extraction, quantities: list[Mention]) -> None:
+    for q in quantities:
+        if q.meta["kind"] == "volume" and _is_total(x, q):
+            x.cite("injectate_volume", q)

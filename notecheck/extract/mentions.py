@@ -1,0 +1,132 @@
+"""Plain-data view of what the pipeline found: one Mention per span, with its ConText and section
+assertions, so the extractors are simple Python over lists (and testable without spaCy)."""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from dataclasses import dataclass, field
+
+from spacy.tokens import Doc
+
+from ..pipeline import SPAN_GROUP
+from ..pipeline.regex_spans import doc_text
+from ..pipeline.rules import SECTION_ATTRIBUTES
+from ..record import Evidence
+
+# Labels produced by the regex recognizers; their exact offsets and values live in span._.nc.
+REGEX_LABELS = {"LEVEL", "QUANTITY", "PAIN_SCORE", "DURATION", "LATERALITY", "ICD10"}
+
+
+@dataclass
+class Mention:
+    label: str
+    start: int
+    end: int
+    text: str
+    meta: dict
+    sentence: int
+    section: str | None
+    negated: bool = False
+    hypothetical: bool = False
+    historical: bool = False
+    uncertain: bool = False
+    family: bool = False
+
+    @property
+    def current(self) -> bool:
+        """A fact of this procedure: not negated, planned, past, doubtful or about a relative."""
+        return not (self.negated or self.hypothetical or self.historical or self.uncertain or self.family)
+
+    @property
+    def evidence(self) -> Evidence:
+        return Evidence(start=self.start, end=self.end, text=self.text)
+
+
+@dataclass
+class SectionSpan:
+    category: str | None
+    title_start: int
+    body_start: int
+    body_end: int
+
+
+@dataclass
+class NoteView:
+    text: str
+    mentions: list[Mention]
+    sentence_starts: list[int]
+    sections: list[SectionSpan] = field(default_factory=list)
+
+    def of(self, *labels: str) -> list[Mention]:
+        return [m for m in self.mentions if m.label in labels]
+
+    def sentence_text(self, index: int) -> str:
+        start = self.sentence_starts[index]
+        end = self.sentence_starts[index + 1] if index + 1 < len(self.sentence_starts) else len(self.text)
+        return self.text[start:end]
+
+    def in_sentence(self, index: int, *labels: str) -> list[Mention]:
+        return [m for m in self.mentions if m.sentence == index and m.label in labels]
+
+    def section_bodies(self, category: str) -> list[SectionSpan]:
+        return [s for s in self.sections if s.category == category]
+
+
+def view_of(doc: Doc) -> NoteView:
+    text = doc_text(doc)
+    sentence_starts = [s.start_char for s in doc.sents]
+    sections = _sections(doc)
+    section_starts = [sec.title_start for sec in sections]
+    # Extension values live in doc.user_data under ("._.", name, start_char, end_char); reading them
+    # there skips spaCy's per-attribute Underscore objects, which cost more than the rest of extraction.
+    data = doc.user_data
+    mentions = []
+    for span in doc.spans.get(SPAN_GROUP, []):
+        label, start, end = span.label_, span.start_char, span.end_char
+
+        def ext(name, default=False, _s=start, _e=end):
+            return data.get(("._.", name, _s, _e), default)
+
+        nc = ext("nc", None) if label in REGEX_LABELS else None
+        if nc:
+            meta = nc["value"]
+            start, end = nc["start"], nc["end"]
+        else:
+            rule = ext("target_rule", None)
+            meta = dict(rule.metadata or {}) if rule else {}
+        at = bisect_right(section_starts, start) - 1
+        section = sections[at].category if at >= 0 else None
+        from_section = SECTION_ATTRIBUTES.get(section, {})
+        mentions.append(
+            Mention(
+                label=label,
+                start=start,
+                end=end,
+                text=text[start:end],
+                meta=meta,
+                sentence=bisect_right(sentence_starts, start) - 1,
+                section=section,
+                negated=ext("is_negated"),
+                hypothetical=ext("is_hypothetical") or from_section.get("is_hypothetical", False),
+                historical=ext("is_historical") or from_section.get("is_historical", False),
+                uncertain=ext("is_uncertain"),
+                family=ext("is_family"),
+            )
+        )
+    mentions.sort(key=lambda m: (m.start, m.end))
+    return NoteView(text, mentions, sentence_starts, [sec for sec in sections if sec.category])
+
+
+def _sections(doc: Doc) -> list[SectionSpan]:
+    sections = []
+    for sec in doc._.sections:
+        title_start = doc[sec.title_start].idx if sec.title_start < len(doc) else len(doc_text(doc))
+        body_start = doc[sec.title_end].idx if sec.title_end < len(doc) else len(doc_text(doc))
+        last = doc[sec.body_end - 1] if 0 < sec.body_end <= len(doc) else doc[-1]
+        sections.append(SectionSpan(sec.category, title_start, body_start, last.idx + len(last.text)))
+    return sections
+
+
+def compile_cues(patterns: list[str]) -> re.Pattern:
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)

@@ -1,0 +1,60 @@
+"""How pre- and post-procedure pain scores are told apart.
+
+A "from 8 to 2" phrase gives both. Otherwise the nearest cue word before a score in its sentence
+(patterns/cues.yaml: pain_pre_cues / pain_post_cues), or the section title, decides; two uncued
+scores in one sentence read as before-then-after.
+"""
+
+from __future__ import annotations
+
+from ..record import PainScores
+from .context import Extraction
+from .mentions import Mention
+
+
+def _cue(x: Extraction, m: Mention) -> str | None:
+    text = x.view.text
+    sentence_start = x.view.sentence_starts[m.sentence]
+    # Look back within the sentence, or to the start of the line for "Post-procedure: 2/10" forms.
+    lo = max(sentence_start, m.start - 70)
+    line_start = text.rfind("\n", 0, m.start) + 1
+    lo = min(lo, max(line_start, m.start - 70))
+    window = text[lo:m.start]
+    best, where = None, -1
+    for which, regex in (("pre", x.cues.pain_pre), ("post", x.cues.pain_post)):
+        for hit in regex.finditer(window):
+            if hit.start() > where:
+                best, where = which, hit.start()
+    return best
+
+
+def extract_pain_scores(x: Extraction) -> PainScores:
+    scores = PainScores()
+    mentions = [m for m in x.view.of("PAIN_SCORE") if m.current and m.section not in ("plan", "past_history")]
+    for m in mentions:
+        if "pre" in m.meta:
+            _set(x, scores, "pre", m.meta["pre"], m)
+            _set(x, scores, "post", m.meta["post"], m)
+            scores.scale = scores.scale or m.meta.get("scale")
+    uncued: list[Mention] = []
+    for m in mentions:
+        if "pre" in m.meta:
+            continue
+        which = _cue(x, m)
+        if which is None:
+            uncued.append(m)
+            continue
+        _set(x, scores, which, m.meta["score"], m)
+        scores.scale = scores.scale or m.meta.get("scale")
+    for m in uncued:
+        same_sentence = [o for o in uncued if o.sentence == m.sentence]
+        which = "post" if len(same_sentence) > 1 and same_sentence.index(m) > 0 else "pre"
+        _set(x, scores, which, m.meta["score"], m)
+        scores.scale = scores.scale or m.meta.get("scale")
+    return scores
+
+
+def _set(x: Extraction, scores: PainScores, which: str, value: float, m: Mention) -> None:
+    if getattr(scores, which) is None:
+        setattr(scores, which, value)
+        x.cite(f"pain_scores.{which}", m)

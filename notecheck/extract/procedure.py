@@ -1,0 +1,63 @@
+"""How a note's procedure family and approach are found: interlaminar/caudal epidural (in family),
+or another family (transforaminal, facet, SI joint, blood patch, neurolytic, lumbar puncture, ...),
+or an epidural given as the anesthetic for surgery or labor, or no procedure at all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .context import Extraction
+
+# Substances/procedures that make an epidural-space injection another family, even if interlaminar.
+_OVERRIDING_FAMILIES = ("neurolytic", "blood_patch", "adhesiolysis")
+_OBSTETRIC = ("cesarean", "c-section", "caesarean", "labor", "labour", "delivery")
+
+
+@dataclass
+class ProcedureFinding:
+    in_family: bool
+    approach: str | None = None
+    out_of_family: list[str] = field(default_factory=list)
+    anesthetic_for: str | None = None
+    performed: bool = True  # False: an epidural is mentioned only as history or plan
+
+
+def extract_procedure(x: Extraction, pain_context: str | None) -> ProcedureFinding | None:
+    """None when nothing in the note is about a spinal injection at all."""
+    view = x.view
+    family_labels = ("APPROACH", "EPIDURAL", "SUBARACHNOID", "OUT_OF_FAMILY", "ANESTHETIC", "CATHETER")
+    all_mentions = view.of(*family_labels)
+    if not any(m.label != "CATHETER" and m.label != "ANESTHETIC" for m in all_mentions):
+        return None
+    current = [m for m in all_mentions if m.current and m.section not in ("plan", "past_history")]
+    others: dict[str, list] = {}
+    for m in current:
+        if m.label == "OUT_OF_FAMILY":
+            others.setdefault(m.meta["family"], []).append(m)
+    approaches = [m for m in current if m.label == "APPROACH"]
+    epidural = [m for m in current if m.label in ("EPIDURAL", "SUBARACHNOID")
+                or (m.label == "CATHETER" and "epidural" in m.text.lower())]
+    anesthetic = [m for m in current if m.label == "ANESTHETIC"]
+
+    for fam in _OVERRIDING_FAMILIES:
+        if fam in others:
+            x.cite("approach", *others[fam])
+            return ProcedureFinding(False, approach=fam, out_of_family=[fam])
+    obstetric = [m for m in anesthetic if any(w in m.text.lower() for w in _OBSTETRIC)]
+    if obstetric or (anesthetic and pain_context is None and (approaches or epidural)):
+        chosen = obstetric or anesthetic
+        x.cite("anesthetic_for", *chosen)
+        what = "labor or cesarean delivery" if obstetric else "surgery"
+        return ProcedureFinding(False, approach=None, out_of_family=["anesthesia"], anesthetic_for=what)
+    if approaches:
+        first = next((m for m in approaches if m.meta.get("approach") == "caudal"), approaches[0])
+        x.cite("approach", first)
+        return ProcedureFinding(True, approach=first.meta["approach"], out_of_family=sorted(others))
+    if others:
+        fam = min(others, key=lambda f: others[f][0].start)
+        x.cite("approach", *others[fam])
+        return ProcedureFinding(False, approach=fam, out_of_family=sorted(others))
+    if epidural:
+        x.cite("approach", epidural[0])
+        return ProcedureFinding(True, approach=None)
+    return ProcedureFinding(False, performed=False)

@@ -1,0 +1,151 @@
+"""medspaCy rule components configured from patterns/: targets (TargetRule JSON), ConText modifiers
+(ConTextRule JSON) and section headers (SectionRule JSON).
+
+Each factory loads its own rule files and calls `.add()` itself: medspaCy 1.3.1's target matcher
+fails when given a rules path in its config, and `nlp.to_disk()` saves no rules, so the pipeline is
+always rebuilt from patterns/ (see ../shared/reference/ecosystem.md §0.8).
+"""
+
+
+from bisect import bisect_right
+from collections import defaultdict
+from pathlib import Path
+
+from medspacy.context import ConText, ConTextRule
+from medspacy.context.context_graph import ConTextGraph
+from medspacy.context.context_modifier import ConTextModifier
+from medspacy.section_detection import Section, Sectionizer, SectionRule
+from medspacy.target_matcher import TargetMatcher, TargetRule
+from spacy.language import Language
+
+from ..patterns_path import load_json, patterns_dir
+from .regex_spans import SPAN_GROUP
+
+# ConText categories -> span attributes. CONDITIONAL plans ("if no relief, ...") read as hypothetical.
+CONTEXT_ATTRIBUTES = {
+    "NEGATED_EXISTENCE": {"is_negated": True},
+    "POSSIBLE_EXISTENCE": {"is_uncertain": True},
+    "HISTORICAL": {"is_historical": True},
+    "HYPOTHETICAL": {"is_hypothetical": True},
+    "FAMILY": {"is_family": True},
+}
+
+# Mentions under these headers are not facts of this procedure (applied in notecheck/extract/mentions.py).
+SECTION_ATTRIBUTES = {
+    "past_history": {"is_historical": True},
+    "plan": {"is_hypothetical": True},
+    "medications_home": {"is_historical": True},
+}
+
+
+def _folder(patterns_path: str | None) -> Path:
+    return Path(patterns_path) if patterns_path else patterns_dir()
+
+
+def load_target_rules(folder: Path) -> list[TargetRule]:
+    rules = []
+    for path in sorted((folder / "targets").glob("*.json")):
+        rules.extend(TargetRule.from_dict(d) for d in load_json(path)["target_rules"])
+    return rules
+
+
+@Language.factory("notecheck_targets", default_config={"patterns_path": None})
+def make_target_matcher(nlp: Language, name: str, patterns_path: str | None):
+    matcher = TargetMatcher(nlp, name=name, result_type="group", span_group_name=SPAN_GROUP)
+    matcher.add(load_target_rules(_folder(patterns_path)))
+    return matcher
+
+
+@Language.factory("notecheck_context", default_config={"patterns_path": None})
+def make_context(nlp: Language, name: str, patterns_path: str | None):
+    context = ConText(
+        nlp,
+        name=name,
+        rules=None,
+        span_attrs=CONTEXT_ATTRIBUTES,
+        input_span_type="group",
+        span_group_name=SPAN_GROUP,
+        # "no contrast" and "without fluoroscopy" are targets themselves; their own "no"/"without"
+        # must not negate them.
+        prune_on_target_overlap=True,
+    )
+    data = load_json(_folder(patterns_path) / "context.json")["context_rules"]
+    context.add([ConTextRule.from_dict(d) for d in data])
+    return SentenceScopedConText(context)
+
+
+class SentenceScopedConText:
+    """medspaCy ConText, applied one sentence at a time.
+
+    Without `max_scope` a modifier's scope ends at its sentence, so pairing only the targets and
+    modifiers of the same sentence gives the same edges as ConText's whole-document pass, which
+    compares every target with every modifier (and every modifier with every other): on a 250-word
+    note that pass was a third of the pipeline's time. The rules, matcher, modifier and graph logic
+    are medspaCy's own.
+    """
+
+    def __init__(self, context: ConText) -> None:
+        self.context = context
+        self._matcher = context._ConText__matcher  # the rule matcher ConText built from our rules
+
+    def __call__(self, doc):
+        targets = doc.spans[SPAN_GROUP] if SPAN_GROUP in doc.spans else []
+        matches = self._matcher(doc) if len(targets) else []
+        if not matches:
+            return doc
+        sentence_starts = [sent.start for sent in doc.sents]
+        modifiers_in = defaultdict(list)
+        for match_id, start, end in matches:
+            rule = self._matcher.rule_map[doc.vocab[match_id].text]
+            modifiers_in[bisect_right(sentence_starts, start) - 1].append(ConTextModifier(rule, start, end, doc))
+        targets_in = defaultdict(list)
+        for target in targets:
+            targets_in[bisect_right(sentence_starts, target.start) - 1].append(target)
+        edges = []
+        for sentence, modifiers in modifiers_in.items():
+            if sentence not in targets_in:
+                continue
+            graph = ConTextGraph(prune_on_modifier_overlap=self.context.prune_on_target_overlap)
+            graph.targets = targets_in[sentence]
+            graph.modifiers = modifiers
+            graph.update_scopes()
+            graph.apply_modifiers()
+            edges.extend(graph.edges)
+        for target, modifier in edges:
+            target._.modifiers += (modifier,)
+        self.context.set_context_attributes(edges)
+        return doc
+
+
+@Language.factory("notecheck_sections", default_config={"patterns_path": None})
+def make_sectionizer(nlp: Language, name: str, patterns_path: str | None):
+    sectionizer = Sectionizer(nlp, name=name, rules=None, input_span_type="group", span_group_name=SPAN_GROUP,
+                              span_attrs=None)
+    data = load_json(_folder(patterns_path) / "sections.json")["section_rules"]
+    sectionizer.add([SectionRule.from_dict(d) for d in data])
+    return SectionsOnly(sectionizer)
+
+
+class SectionsOnly:
+    """medspaCy's Sectionizer rules and matcher, setting `doc._.sections` only.
+
+    The Sectionizer also links every token to its section (`token._.section`), a Python loop over
+    the whole note that notecheck never reads: mentions find their section by character offset.
+    Our rules have no parents or scope limits, so a section runs from its header to the next.
+    """
+
+    def __init__(self, sectionizer: Sectionizer) -> None:
+        self.sectionizer = sectionizer
+        self._matcher = sectionizer._Sectionizer__matcher
+
+    def __call__(self, doc):
+        matches = self._matcher(doc)
+        sections = []
+        if not matches or matches[0][1] != 0:
+            sections.append(Section(None, 0, 0, 0, matches[0][1] if matches else len(doc)))
+        for i, (match_id, start, end) in enumerate(matches):
+            rule = self._matcher.rule_map[doc.vocab.strings[match_id]]
+            next_start = matches[i + 1][1] if i + 1 < len(matches) else len(doc)
+            sections.append(Section(rule.category, start, end, end, next_start, None, rule))
+        doc._.sections = sections
+        return doc

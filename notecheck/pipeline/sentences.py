@@ -1,0 +1,43 @@
+"""Sentence boundaries for procedure notes.
+
+ConText scopes stop at sentence ends, so boundaries decide what a negation reaches. PyRuSH (medspaCy's
+default) is correct but manages ~40 notes/s here; spaCy's punctuation sentencizer is fast but joins
+template lines ("Denies fever\\nContrast: Omnipaque 2 mL" becomes one sentence and negates the
+contrast). This splitter starts a sentence after a line break, after . ? ! ; followed by space, and at
+an upper-case section header run into the previous text ("...,ANESTHESIA: , Local.,").
+"""
+
+
+import re
+
+import numpy
+from spacy.attrs import IDX, SENT_START
+from spacy.language import Language
+from spacy.tokens import Doc
+
+from .regex_spans import doc_text
+
+_BOUNDARY = re.compile(
+    r"\n"  # a line break
+    r"|[.?!;](?=\s)"  # sentence punctuation followed by space
+    r"|,(?=\s*[A-Z][A-Z /&-]{2,40}:)"  # comma before an upper-case header run into the line
+)
+
+
+@Language.factory("notecheck_sentences")
+def make_sentence_splitter(nlp: Language, name: str):
+    return split_sentences
+
+
+def split_sentences(doc: Doc) -> Doc:
+    if not len(doc):
+        return doc
+    boundaries = numpy.fromiter((m.end() for m in _BOUNDARY.finditer(doc_text(doc))), dtype=numpy.int64)
+    token_starts = doc.to_array([IDX]).astype(numpy.int64)
+    # The first token at or after each boundary starts a sentence; every other token does not.
+    firsts = numpy.searchsorted(token_starts, boundaries, side="left")
+    flags = numpy.full(len(doc), -1, dtype=numpy.uint64)  # -1 (as spaCy stores it) = not a start
+    flags[firsts[firsts < len(doc)]] = 1
+    flags[0] = 1
+    doc.from_array([SENT_START], flags.reshape(-1, 1))
+    return doc
