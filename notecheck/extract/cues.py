@@ -18,7 +18,10 @@ class Cues:
     procedure_action: re.Pattern
     imaging_finding: re.Pattern
     affirmative: re.Pattern
-    injectate_total: re.Pattern
+    injectate_total_after: re.Pattern
+    injectate_total_before: re.Pattern
+    pain_pre_after: re.Pattern
+    pain_post_after: re.Pattern
     clause_separator: re.Pattern
     template_blank: re.Pattern
 
@@ -33,7 +36,10 @@ def load_cues(folder: Path) -> Cues:
         procedure_action=compile_cues(data["procedure_action_cues"]),
         imaging_finding=compile_cues(data["imaging_finding_cues"]),
         affirmative=compile_cues(data["affirmative_field_values"]),
-        injectate_total=compile_cues(data["injectate_total_cues"]),
+        injectate_total_after=compile_cues(data["injectate_total_after"]),
+        injectate_total_before=compile_cues(data["injectate_total_before"]),
+        pain_pre_after=re.compile(data["pain_cue_after"]["pre"], re.IGNORECASE),
+        pain_post_after=re.compile(data["pain_cue_after"]["post"], re.IGNORECASE),
         clause_separator=compile_cues(data["clause_separators"]),
         template_blank=re.compile(blank, re.IGNORECASE),
     )

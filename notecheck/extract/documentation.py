@@ -70,7 +70,12 @@ def extract_imaging_correlation(x: Extraction) -> bool:
 
 
 def extract_pain_context(x: Extraction) -> str | None:
-    for m in x.view.of("PAIN_CONTEXT"):
+    for m in x.view.of("PAIN_CONTEXT", "DIAGNOSIS"):
+        if m.label == "DIAGNOSIS":
+            if m.meta.get("pain_context") and m.current:
+                x.cite("pain_context", m)
+                return m.meta["pain_context"]
+            continue
         if m.current or (m.historical and m.meta["context"] != "herpes_zoster"):
             x.cite("pain_context", m)
             return m.meta["context"]

@@ -76,8 +76,9 @@ def _merge(x: Extraction, by_name: dict, drug: Mention, qtys: list[Mention]) -> 
 
 
 def _is_total(x: Extraction, q: Mention) -> bool:
-    around = x.view.text[max(0, q.start - 25): q.end + 12]
-    return bool(x.cues.injectate_total.search(around))
+    text = x.view.text
+    return bool(x.cues.injectate_total_after.search(text[q.end:q.end + 20])
+                or x.cues.injectate_total_before.search(text[max(0, q.start - 30):q.start]))
 
 
 def _cite_total_volume(x: Extraction, quantities: list[Mention]) -> None:

@@ -7,6 +7,8 @@ scores in one sentence read as before-then-after.
 
 from __future__ import annotations
 
+import re
+
 from ..record import PainScores
 from .context import Extraction
 from .mentions import Mention
@@ -14,6 +16,12 @@ from .mentions import Mention
 
 def _cue(x: Extraction, m: Mention) -> str | None:
     text = x.view.text
+    # A cue right after the score, before any comma, speaks of that score: "8/10 before, 3/10 after".
+    after = re.split(r"[,;.\n]", text[m.end:m.end + 30], maxsplit=1)[0]
+    if x.cues.pain_pre_after.search(after):
+        return "pre"
+    if x.cues.pain_post_after.search(after):
+        return "post"
     sentence_start = x.view.sentence_starts[m.sentence]
     # Look back within the sentence, or to the start of the line for "Post-procedure: 2/10" forms.
     lo = max(sentence_start, m.start - 70)

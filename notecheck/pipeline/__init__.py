@@ -9,7 +9,13 @@ benchmarks/throughput.py; see README "Performance").
 
 from functools import cache
 
+import warnings
+
 from loguru import logger
+
+# medspaCy's matchers keep an empty token Matcher when all rules are literals; spaCy warns (W036) on
+# every call. Nothing is wrong, and a user should see no dependency noise.
+warnings.filterwarnings("ignore", message=r"\[W036\]")
 
 # PyRuSH logs every sentence start, with the note's words, at DEBUG; medspaCy's newer code uses loguru too.
 logger.disable("PyRuSH")
