@@ -10,6 +10,8 @@ from pathlib import Path
 import yaml
 
 _HERE = Path(__file__).resolve().parent
+# libyaml's safe loader when PyYAML was built with it (the wheels are): ~10x faster to read rules.
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def patterns_dir() -> Path:
@@ -32,4 +34,4 @@ def load_json(path: Path) -> dict:
 @cache
 def load_yaml(path: Path) -> dict:
     with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+        return yaml.load(fh, Loader=YAML_LOADER)

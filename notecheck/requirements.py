@@ -36,7 +36,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .patterns_path import patterns_dir
+from .patterns_path import YAML_LOADER, patterns_dir
 from .record import Evidence, Finding, ProcedureRecord, Severity
 
 REQUIREMENTS_FILE = "requirements.yaml"
@@ -218,7 +218,7 @@ def load_requirements(path: str | Path | None = None) -> list[Requirement]:
     if file.is_dir():
         file = file / REQUIREMENTS_FILE
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = yaml.load(file.read_text(encoding="utf-8"), Loader=YAML_LOADER)
     except OSError as exc:
         raise RequirementsError(f"{file}: cannot read requirements file: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:

@@ -15,17 +15,19 @@ class Extraction:
     cues: Cues
     evidence: dict[str, list[Evidence]] = field(default_factory=dict)
 
+    _cited: set = field(default_factory=set)
+
     def cite(self, key: str, *mentions: Mention) -> None:
-        spans = self.evidence.setdefault(key, [])
         for m in mentions:
-            if m.evidence not in spans:
-                spans.append(m.evidence)
+            self._add(key, m.start, m.end, lambda m=m: m.evidence)
 
     def cite_span(self, key: str, start: int, end: int) -> None:
-        spans = self.evidence.setdefault(key, [])
-        ev = Evidence(start=start, end=end, text=self.view.text[start:end])
-        if ev not in spans:
-            spans.append(ev)
+        self._add(key, start, end, lambda: Evidence(start=start, end=end, text=self.view.text[start:end]))
+
+    def _add(self, key: str, start: int, end: int, make) -> None:
+        if (key, start, end) not in self._cited:
+            self._cited.add((key, start, end))
+            self.evidence.setdefault(key, []).append(make())
 
     def is_blank_field(self, m: Mention) -> bool:
         """A header-style mention ("Consent:") whose line holds only a template blank."""

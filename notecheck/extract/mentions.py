@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from spacy.tokens import Doc
 
@@ -38,9 +39,9 @@ class Mention:
         """A fact of this procedure: not negated, planned, past, doubtful or about a relative."""
         return not (self.negated or self.hypothetical or self.historical or self.uncertain or self.family)
 
-    @property
+    @cached_property
     def evidence(self) -> Evidence:
-        return Evidence(start=self.start, end=self.end, text=self.text)
+        return Evidence.model_construct(start=self.start, end=self.end, text=self.text)
 
 
 @dataclass
@@ -88,13 +89,16 @@ def view_of(doc: Doc) -> NoteView:
         def ext(name, default=False, _s=start, _e=end):
             return data.get(("._.", name, _s, _e), default)
 
-        nc = ext("nc", None) if label in REGEX_LABELS else None
+        nc = data.get(("._.", "nc", start, end)) if label in REGEX_LABELS else None
         if nc:
             meta = nc["value"]
             start, end = nc["start"], nc["end"]
         else:
             rule = ext("target_rule", None)
             meta = dict(rule.metadata or {}) if rule else {}
+            # Abbreviations such as "PT" (physical therapy, not "pt" = patient) match in capitals only.
+            if meta.get("case_sensitive") and text[start:end] != rule.literal:
+                continue
         at = bisect_right(section_starts, start) - 1
         section = sections[at].category if at >= 0 else None
         from_section = SECTION_ATTRIBUTES.get(section, {})

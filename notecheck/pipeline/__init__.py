@@ -1,6 +1,6 @@
 """The spaCy/medspaCy pipeline, built once per process and reused.
 
-Order: medspaCy tokenizer -> newline-aware sentences -> target rules -> regex recognizers (levels,
+Order: clinical tokenizer (medspaCy's rules) -> newline-aware sentences -> target rules -> regex recognizers (levels,
 quantities, pain scores, durations, laterality, ICD-10) -> sections -> ConText. PyRuSH and the default
 ConText/section rules are not used: they cost most of the time and miss this domain (measured in
 benchmarks/throughput.py; see README "Performance").
@@ -21,11 +21,14 @@ warnings.filterwarnings("ignore", message=r"\[W036\]")
 logger.disable("PyRuSH")
 logger.disable("medspacy")
 
+from ._imports import import_medspacy_without_quickumls  # noqa: E402
+
+import_medspacy_without_quickumls()
+
 import spacy  # noqa: E402
-from medspacy.custom_tokenizer import create_medspacy_tokenizer  # noqa: E402
 from spacy.language import Language  # noqa: E402
 
-from . import durations, laterality, levels, pain_scores, quantities, rules, sentences  # noqa: E402,F401
+from . import durations, laterality, levels, pain_scores, quantities, rules, sentences, tokenizer  # noqa: E402,F401
 from .regex_spans import SPAN_GROUP  # noqa: E402
 
 COMPONENTS = [
@@ -44,8 +47,7 @@ COMPONENTS = [
 
 def build_pipeline(patterns_path: str | None = None) -> Language:
     """A new pipeline; most callers want `get_pipeline()` instead."""
-    nlp = spacy.blank("en")
-    nlp.tokenizer = create_medspacy_tokenizer(nlp)
+    nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "notecheck.clinical_tokenizer.v1"}}})
     for name in COMPONENTS:
         config = {} if name == "notecheck_sentences" else {"patterns_path": patterns_path}
         nlp.add_pipe(name, config=config)

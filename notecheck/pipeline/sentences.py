@@ -36,7 +36,7 @@ def split_sentences(doc: Doc) -> Doc:
     token_starts = doc.to_array([IDX]).astype(numpy.int64)
     # The first token at or after each boundary starts a sentence; every other token does not.
     firsts = numpy.searchsorted(token_starts, boundaries, side="left")
-    flags = numpy.full(len(doc), -1, dtype=numpy.uint64)  # -1 (as spaCy stores it) = not a start
+    flags = numpy.full(len(doc), -1, dtype=numpy.int64).astype(numpy.uint64)  # -1 as spaCy stores it: not a start
     flags[firsts[firsts < len(doc)]] = 1
     flags[0] = 1
     doc.from_array([SENT_START], flags.reshape(-1, 1))
