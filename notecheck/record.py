@@ -48,6 +48,7 @@ class Medication(BaseModel):
     unit: str | None = None
     volume_ml: float | None = None
     concentration: str | None = None
+    rate_ml_hr: float | None = None  # for an infusion through an indwelling catheter
     evidence: list[Evidence] = Field(default_factory=list)
 
 

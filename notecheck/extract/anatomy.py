@@ -20,10 +20,13 @@ _REGION_GROUP = {"cervical": "cervical_thoracic", "thoracic": "cervical_thoracic
 def _rank(x: Extraction, m: Mention) -> int:
     if m.section in _CONTEXT_SECTIONS:
         return 0
-    sentence_labels = {o.label for o in x.view.in_sentence(m.sentence, "IMAGING_STUDY", "DIAGNOSIS")}
-    action = bool(x.cues.procedure_action.search(x.view.sentence_text(m.sentence)))
+    sentence_labels = {o.label for o in x.view.in_sentence(m.sentence, "IMAGING_STUDY", "DIAGNOSIS", "CONTRAST")}
+    sentence = x.view.sentence_text(m.sentence)
+    action = bool(x.cues.procedure_action.search(sentence))
     if "IMAGING_STUDY" in sentence_labels and not action:
         return 0
+    if m.label == "LEVEL" and "CONTRAST" in sentence_labels and x.cues.spread.search(x.view.text[max(0, m.start - 40):m.start]):
+        return 0  # "contrast spread up to L5-S1": where the contrast went, not where the needle did
     if m.section in _TECHNIQUE_SECTIONS or (action and m.section != "procedure"):
         return 3
     return 2

@@ -16,6 +16,7 @@ class Cues:
     pain_pre: re.Pattern
     pain_post: re.Pattern
     procedure_action: re.Pattern
+    spread: re.Pattern
     imaging_finding: re.Pattern
     affirmative: re.Pattern
     injectate_total_after: re.Pattern
@@ -34,6 +35,7 @@ def load_cues(folder: Path) -> Cues:
         pain_pre=compile_cues(data["pain_pre_cues"]),
         pain_post=compile_cues(data["pain_post_cues"]),
         procedure_action=compile_cues(data["procedure_action_cues"]),
+        spread=compile_cues(data["spread_cues"]),
         imaging_finding=compile_cues(data["imaging_finding_cues"]),
         affirmative=compile_cues(data["affirmative_field_values"]),
         injectate_total_after=compile_cues(data["injectate_total_after"]),

@@ -37,20 +37,24 @@ def _clauses(x: Extraction, sentence: int) -> list[tuple[int, int]]:
 
 def extract_medications(x: Extraction) -> list[Medication]:
     drugs = _drug_mentions(x)
-    quantities = [q for q in x.view.of("QUANTITY") if q.current and q.meta["kind"] != "rate"]
+    quantities = [q for q in x.view.of("QUANTITY") if q.current]
     by_name: dict[str, Medication] = {}
     for sentence in sorted({d.sentence for d in drugs}):
+        in_sentence = [d for d in drugs if d.sentence == sentence]
+        assigned: dict[int, list[Mention]] = {id(d): [] for d in in_sentence}
         for lo, hi in _clauses(x, sentence):
-            in_clause = [d for d in drugs if lo <= d.start < hi]
-            if not in_clause:
+            in_clause = [d for d in in_sentence if lo <= d.start < hi]
+            # "Kenalog 40 mg, 1 mL, mixed with ...": a clause with no drug belongs to the drug before it.
+            owners = in_clause or [d for d in in_sentence if d.start < lo][-1:]
+            if not owners:
                 continue
-            qtys = [q for q in quantities if lo <= q.start < hi]
-            assigned: dict[int, list[Mention]] = {id(d): [] for d in in_clause}
-            for q in qtys:
-                nearest = min(in_clause, key=lambda d: min(abs(q.start - d.end), abs(d.start - q.end)))
+            for q in (q for q in quantities if lo <= q.start < hi):
+                nearest = min(owners, key=lambda d: min(abs(q.start - d.end), abs(d.start - q.end)))
                 assigned[id(nearest)].append(q)
-            for d in in_clause:
-                _merge(x, by_name, d, assigned[id(d)])
+        # An infusion rate is the mixture's: "bupivacaine 0.1% with hydromorphone 10 mcg/mL at 6 mL/hr".
+        rates = [q for qs in assigned.values() for q in qs if q.meta["kind"] == "rate"]
+        for d in in_sentence:
+            _merge(x, by_name, d, assigned[id(d)] + [r for r in rates if r not in assigned[id(d)]])
     _cite_total_volume(x, quantities)
     return list(by_name.values())
 
@@ -66,6 +70,8 @@ def _merge(x: Extraction, by_name: dict, drug: Mention, qtys: list[Mention]) -> 
             med.dose, med.unit = number, unit
         elif kind == "volume" and med.volume_ml is None and not _is_total(x, q):
             med.volume_ml = number
+        elif kind == "rate" and med.rate_ml_hr is None:
+            med.rate_ml_hr = number
         elif kind == "concentration" and med.concentration is None and number <= 100:
             if unit == "%" and number > 10:
                 continue  # "60% relief" is not a drug concentration

@@ -54,12 +54,23 @@ def extract_pain_scores(x: Extraction) -> PainScores:
             continue
         _set(x, scores, which, m.meta["score"], m)
         scores.scale = scores.scale or m.meta.get("scale")
+    pre_at = scores_evidence_start(x, "pre")
     for m in uncued:
         same_sentence = [o for o in uncued if o.sentence == m.sentence]
-        which = "post" if len(same_sentence) > 1 and same_sentence.index(m) > 0 else "pre"
+        later_in_sentence = len(same_sentence) > 1 and same_sentence.index(m) > 0
+        # An uncued score after a known pre-procedure score reads as the score after ("Post\n- NRS 3/10").
+        after_pre = pre_at is not None and m.start > pre_at
+        which = "post" if later_in_sentence or after_pre else "pre"
         _set(x, scores, which, m.meta["score"], m)
+        if which == "pre" and pre_at is None:
+            pre_at = m.start
         scores.scale = scores.scale or m.meta.get("scale")
     return scores
+
+
+def scores_evidence_start(x: Extraction, which: str) -> int | None:
+    spans = x.evidence.get(f"pain_scores.{which}")
+    return spans[0].start if spans else None
 
 
 def _set(x: Extraction, scores: PainScores, which: str, value: float, m: Mention) -> None:

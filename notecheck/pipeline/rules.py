@@ -7,6 +7,7 @@ always rebuilt from patterns/ (see ../shared/reference/ecosystem.md §0.8).
 """
 
 
+import re
 from bisect import bisect_right
 from collections import defaultdict
 from pathlib import Path
@@ -19,7 +20,7 @@ from medspacy.target_matcher import TargetMatcher, TargetRule
 from spacy.language import Language
 
 from ..patterns_path import load_json, patterns_dir
-from .regex_spans import SPAN_GROUP
+from .regex_spans import SPAN_GROUP, doc_text
 
 # ConText categories -> span attributes. CONDITIONAL plans ("if no relief, ...") read as hypothetical.
 CONTEXT_ATTRIBUTES = {
@@ -131,7 +132,9 @@ class SectionsOnly:
 
     The Sectionizer also links every token to its section (`token._.section`), a Python loop over
     the whole note that notecheck never reads: mentions find their section by character offset.
-    Our rules have no parents or scope limits, so a section runs from its header to the next.
+    Our rules have no parents, so a section runs from its header to the next header, or to the first
+    blank line after some body text: a label such as "Diagnosis:" inside a dictated paragraph must not
+    swallow the procedure narrative that follows it.
     """
 
     def __init__(self, sectionizer: Sectionizer) -> None:
@@ -143,9 +146,26 @@ class SectionsOnly:
         sections = []
         if not matches or matches[0][1] != 0:
             sections.append(Section(None, 0, 0, 0, matches[0][1] if matches else len(doc)))
+        text = doc_text(doc)
+        token_starts = None
         for i, (match_id, start, end) in enumerate(matches):
             rule = self._matcher.rule_map[doc.vocab.strings[match_id]]
             next_start = matches[i + 1][1] if i + 1 < len(matches) else len(doc)
-            sections.append(Section(rule.category, start, end, end, next_start, None, rule))
+            body_from = doc[end].idx if end < len(doc) else len(text)
+            body_to = doc[next_start].idx if next_start < len(doc) else len(text)
+            paragraph_end = _PARAGRAPH_BREAK.search(text, body_from, body_to)
+            if paragraph_end:
+                if token_starts is None:
+                    token_starts = [t.idx for t in doc]
+                stop = bisect_right(token_starts, paragraph_end.start())
+                sections.append(Section(rule.category, start, end, end, stop, None, rule))
+                if stop < next_start:
+                    sections.append(Section(None, stop, stop, stop, next_start))
+            else:
+                sections.append(Section(rule.category, start, end, end, next_start, None, rule))
         doc._.sections = sections
         return doc
+
+
+# A blank line after some body text ends a section.
+_PARAGRAPH_BREAK = re.compile(r"(?<=\S)[ \t]*\n[ \t]*\n")
