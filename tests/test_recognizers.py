@@ -95,3 +95,14 @@ def test_laterality(spans, text, side, strength):
 
 def test_catheter_left_in_place_is_not_laterality(spans):
     assert spans("The catheter was left in place.", "LATERALITY") == []
+
+
+def test_since_month_counts_to_the_note_date(spans):
+    found = spans("Date of service: 05/20/2025. Failed PT since March.", "DURATION")
+    assert len(found) == 1
+    assert found[0][0].lower().startswith("since march")
+    assert found[0][3]["weeks"] == round(50 / 7, 2)  # 31 March -> 20 May
+
+
+def test_since_month_without_a_date_is_not_measured(spans):
+    assert spans("Failed PT since March.", "DURATION") == []

@@ -228,3 +228,11 @@ def test_epidural_only_in_history_and_plan(check):
     assert r.status == "ok"
     assert r.code.cpt is None
     assert r.code.out_of_family == "no_procedure"
+
+
+def test_surgical_anesthesia_epidural_is_not_6232x(check):
+    text = ("Anesthesia note for right total knee arthroplasty. L3-L4 epidural placed with loss of resistance "
+            "for surgical anesthesia; 2% lidocaine 15 mL given in divided doses. Catheter removed at the end of surgery.")
+    r = check(text)
+    assert r.code.cpt is None
+    assert r.code.out_of_family == "anesthesia"
