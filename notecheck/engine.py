@@ -15,7 +15,7 @@ from .coding import load_coding_rules, suggest_code
 from .extract import extract
 from .patterns_path import patterns_dir
 from .pipeline import get_pipeline
-from .record import NoteResult
+from .record import Finding, NoteResult
 from .requirements import evaluate, load_requirements
 
 log = logging.getLogger(__name__)
@@ -81,11 +81,19 @@ class NoteChecker:
             record = extraction.record
             code = suggest_code(extraction, self.coding_rules)
             findings = evaluate(record, self.requirements)
+            family = self.coding_rules.out_of_family.get(code.out_of_family or "", {})
+            if family.get("requirements_apply") == "no":
+                findings = [_not_applicable(f, family["name"]) for f in findings]
             return NoteResult(note_id=note_id, status="ok", record=record, code=code, findings=findings)
         except Exception as exc:  # noqa: BLE001 - a bug on one note must not stop a batch; no text in the message
             log.error("note %s: internal error (%s)", note_id, type(exc).__name__)
             return NoteResult(note_id=note_id, status="error",
                               error=f"note {note_id}: internal error while checking ({type(exc).__name__})")
+
+
+def _not_applicable(finding: Finding, family_name: str) -> Finding:
+    return finding.model_copy(update={"status": "not_applicable", "query": None, "evidence": [],
+                                      "message": f"Not applicable: {family_name}."})
 
 
 def _refuse(text: str) -> str | None:

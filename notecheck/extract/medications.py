@@ -7,7 +7,9 @@ or conservative care are not this procedure's injectate.
 
 from __future__ import annotations
 
-from ..record import Medication
+import re
+
+from ..record import Evidence, Medication
 from .context import Extraction
 from .mentions import Mention
 
@@ -59,11 +61,21 @@ def extract_medications(x: Extraction) -> list[Medication]:
     return list(by_name.values())
 
 
+# "DMP 80", "dex 10": a bare number right after a steroid is its dose in the lexicon's unit.
+_BARE_NUMBER = re.compile(r"[ \t]*(\d+(?:\.\d+)?)\b(?![ \t]*(?:%|mg|mcg|ml|cc|/|\.\d|-|units?))", re.IGNORECASE)
+
+
 def _merge(x: Extraction, by_name: dict, drug: Mention, qtys: list[Mention]) -> None:
     name = drug.meta.get("agent") or drug.meta.get("name") or drug.text
     category = "contrast" if drug.label == "CONTRAST" else drug.meta.get("drug_class", "other")
     med = by_name.setdefault(name, Medication(name=name, category=category))
     med.evidence.append(drug.evidence)
+    bare_unit = drug.meta.get("bare_number_unit")
+    if bare_unit and med.dose is None and not any(q.meta["kind"] == "dose" for q in qtys):
+        bare = _BARE_NUMBER.match(x.view.text, drug.end)
+        if bare:
+            med.dose, med.unit = float(bare.group(1)), bare_unit
+            med.evidence.append(Evidence(start=bare.start(1), end=bare.end(1), text=bare.group(1)))
     for q in qtys:
         kind, number, unit = q.meta["kind"], q.meta["number"], q.meta["unit"]
         if kind == "dose" and med.dose is None:

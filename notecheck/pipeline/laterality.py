@@ -8,9 +8,12 @@ from spacy.language import Language
 from .regex_spans import RegexSpanRecognizer, compile_patterns, load_section
 
 
+_ABBREVIATED = {"l": "left", "r": "right"}
+
+
 def parse_side(match, pattern, text):
-    side = next(v for k, v in match.groupdict().items() if k.startswith("side") and v)
-    return {"side": side.lower(), "strength": pattern.spec.get("strength", "symptom")}
+    side = next(v for k, v in match.groupdict().items() if k.startswith("side") and v).lower()
+    return {"side": _ABBREVIATED.get(side, side), "strength": pattern.spec.get("strength", "symptom")}
 
 
 def parse_icd10(match, pattern, text):

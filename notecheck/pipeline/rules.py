@@ -132,9 +132,9 @@ class SectionsOnly:
 
     The Sectionizer also links every token to its section (`token._.section`), a Python loop over
     the whole note that notecheck never reads: mentions find their section by character offset.
-    Our rules have no parents, so a section runs from its header to the next header, or to the first
-    blank line after some body text: a label such as "Diagnosis:" inside a dictated paragraph must not
-    swallow the procedure narrative that follows it.
+    Our rules have no parents, so a section runs from its header to the next header, but stops early
+    so that a label does not swallow the text after it: an inline label ("DX: lumbar radiculopathy")
+    ends with its line, and a header on a line of its own ends at the first blank line after its body.
     """
 
     def __init__(self, sectionizer: Sectionizer) -> None:
@@ -153,7 +153,10 @@ class SectionsOnly:
             next_start = matches[i + 1][1] if i + 1 < len(matches) else len(doc)
             body_from = doc[end].idx if end < len(doc) else len(text)
             body_to = doc[next_start].idx if next_start < len(doc) else len(text)
-            paragraph_end = _PARAGRAPH_BREAK.search(text, body_from, body_to)
+            line_end = text.find("\n", body_from, body_to)
+            inline = line_end > 0 and text[body_from:line_end].strip(" \t,.:;-")
+            paragraph_end = _LINE_END.search(text, body_from, body_to) if inline else \
+                _PARAGRAPH_BREAK.search(text, body_from, body_to)
             if paragraph_end:
                 if token_starts is None:
                     token_starts = [t.idx for t in doc]
@@ -167,5 +170,6 @@ class SectionsOnly:
         return doc
 
 
-# A blank line after some body text ends a section.
+# A blank line after some body text ends a section; an inline label's section ends with its line.
 _PARAGRAPH_BREAK = re.compile(r"(?<=\S)[ \t]*\n[ \t]*\n")
+_LINE_END = re.compile(r"(?<=\S)[ \t]*\n")
