@@ -20,8 +20,9 @@ from .requirements import evaluate, load_requirements
 
 log = logging.getLogger(__name__)
 
-# Longer notes are refused rather than risk minutes of work on one pasted export.
-MAX_NOTE_CHARS = 1_000_000
+# The engine's hard ceiling (callers such as the CLI set lower limits): longer texts are refused rather
+# than risk minutes of work and gigabytes on one pasted export.
+MAX_NOTE_CHARS = 5_000_000
 NOT_AN_EPIDURAL_NOTE = "not an epidural injection note: no spinal injection procedure was found"
 
 
@@ -31,6 +32,7 @@ class NoteChecker:
     def __init__(self, patterns_dir_path: str | Path | None = None) -> None:
         self.folder = Path(patterns_dir_path) if patterns_dir_path else patterns_dir()
         self.nlp = get_pipeline(str(self.folder))
+        self.nlp.max_length = MAX_NOTE_CHARS  # spaCy's default (1,000,000) is for parsers; we have none
         self.coding_rules = load_coding_rules(self.folder)
         self.requirements = load_requirements(self.folder / "requirements.yaml")
 

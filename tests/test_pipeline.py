@@ -61,3 +61,15 @@ def test_no_dependency_output_and_no_note_text_on_stderr(tmp_path):
     assert proc.returncode in (0, 1)
     assert proc.stderr == ""
     assert "Zebulonia" not in proc.stderr
+
+
+def test_a_long_note_is_checked_in_linear_time(checker):
+    """~400 KB, 9,000 sentences: a quadratic step anywhere (overlap checks, per-mention scans) would take
+    minutes here; linear code takes about a second."""
+    import time
+
+    text = "L4-L5 interlaminar epidural steroid injection under fluoroscopy, Depo-Medrol 80 mg. " * 4500
+    started = time.perf_counter()
+    result = checker.check(text, "long")
+    assert result.status == "ok" and result.code.cpt == "62323"
+    assert time.perf_counter() - started < 30

@@ -34,12 +34,15 @@ def extract_post_procedure_assessment(x: Extraction) -> bool:
 
 def extract_diagnoses(x: Extraction, region: str | None) -> list[Diagnosis]:
     diagnoses: dict[str, Diagnosis] = {}
-    written_codes = [m for m in x.view.of("ICD10") if not m.negated]
+    code_in_sentence: dict[int, object] = {}
+    for c in x.view.of("ICD10"):
+        if not c.negated:
+            code_in_sentence.setdefault(c.sentence, c)
     for m in x.view.of("DIAGNOSIS"):
         if m.negated or m.hypothetical or m.family or m.section in ("plan", "allergies"):
             continue
         name = m.meta["name"]
-        code_here = next((c for c in written_codes if c.sentence == m.sentence), None)
+        code_here = code_in_sentence.get(m.sentence)
         icd10 = code_here.meta["code"] if code_here else (m.meta.get("icd10_by_region") or {}).get(region or "")
         dx = diagnoses.setdefault(name, Diagnosis(text=m.text, icd10=icd10))
         dx.evidence.append(m.evidence)

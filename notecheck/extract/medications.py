@@ -39,10 +39,15 @@ def _clauses(x: Extraction, sentence: int) -> list[tuple[int, int]]:
 
 def extract_medications(x: Extraction) -> list[Medication]:
     drugs = _drug_mentions(x)
-    quantities = [q for q in x.view.of("QUANTITY") if q.current]
+    quantities_in: dict[int, list[Mention]] = {}
+    for q in x.view.of("QUANTITY"):
+        if q.current:
+            quantities_in.setdefault(q.sentence, []).append(q)
+    drugs_in: dict[int, list[Mention]] = {}
+    for d in drugs:
+        drugs_in.setdefault(d.sentence, []).append(d)
     by_name: dict[str, Medication] = {}
-    for sentence in sorted({d.sentence for d in drugs}):
-        in_sentence = [d for d in drugs if d.sentence == sentence]
+    for sentence, in_sentence in sorted(drugs_in.items()):
         assigned: dict[int, list[Mention]] = {id(d): [] for d in in_sentence}
         for lo, hi in _clauses(x, sentence):
             in_clause = [d for d in in_sentence if lo <= d.start < hi]
@@ -50,14 +55,14 @@ def extract_medications(x: Extraction) -> list[Medication]:
             owners = in_clause or [d for d in in_sentence if d.start < lo][-1:]
             if not owners:
                 continue
-            for q in (q for q in quantities if lo <= q.start < hi):
+            for q in (q for q in quantities_in.get(sentence, ()) if lo <= q.start < hi):
                 nearest = min(owners, key=lambda d: min(abs(q.start - d.end), abs(d.start - q.end)))
                 assigned[id(nearest)].append(q)
         # An infusion rate is the mixture's: "bupivacaine 0.1% with hydromorphone 10 mcg/mL at 6 mL/hr".
         rates = [q for qs in assigned.values() for q in qs if q.meta["kind"] == "rate"]
         for d in in_sentence:
             _merge(x, by_name, d, assigned[id(d)] + [r for r in rates if r not in assigned[id(d)]])
-    _cite_total_volume(x, quantities)
+    _cite_total_volume(x, [q for qs in quantities_in.values() for q in qs])
     return list(by_name.values())
 
 

@@ -59,7 +59,17 @@ class NoteView:
     sentence_starts: list[int]
     sections: list[SectionSpan] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # Indexes, so that per-mention look-ups stay linear on a 2 MB note with 100,000 mentions.
+        self._by_label: dict[str, list[Mention]] = {}
+        self._by_sentence: dict[int, list[Mention]] = {}
+        for m in self.mentions:
+            self._by_label.setdefault(m.label, []).append(m)
+            self._by_sentence.setdefault(m.sentence, []).append(m)
+
     def of(self, *labels: str) -> list[Mention]:
+        if len(labels) == 1:
+            return list(self._by_label.get(labels[0], ()))
         return [m for m in self.mentions if m.label in labels]
 
     def sentence_text(self, index: int) -> str:
@@ -68,7 +78,7 @@ class NoteView:
         return self.text[start:end]
 
     def in_sentence(self, index: int, *labels: str) -> list[Mention]:
-        return [m for m in self.mentions if m.sentence == index and m.label in labels]
+        return [m for m in self._by_sentence.get(index, ()) if m.label in labels]
 
     def section_bodies(self, category: str) -> list[SectionSpan]:
         return [s for s in self.sections if s.category == category]

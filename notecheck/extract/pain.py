@@ -55,9 +55,10 @@ def extract_pain_scores(x: Extraction) -> PainScores:
         _set(x, scores, which, m.meta["score"], m)
         scores.scale = scores.scale or m.meta.get("scale")
     pre_at = scores_evidence_start(x, "pre")
+    seen_sentences: set[int] = set()
     for m in uncued:
-        same_sentence = [o for o in uncued if o.sentence == m.sentence]
-        later_in_sentence = len(same_sentence) > 1 and same_sentence.index(m) > 0
+        later_in_sentence = m.sentence in seen_sentences
+        seen_sentences.add(m.sentence)
         # An uncued score after a known pre-procedure score reads as the score after ("Post\n- NRS 3/10").
         after_pre = pre_at is not None and m.start > pre_at
         which = "post" if later_in_sentence or after_pre else "pre"

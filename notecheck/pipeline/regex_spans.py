@@ -7,6 +7,7 @@ parsed value as plain data (never Spans or rule objects, so results stay seriali
 
 
 import re
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -66,11 +67,12 @@ class RegexSpanRecognizer:
     def __call__(self, doc: Doc) -> Doc:
         text = doc_text(doc)
         group = doc.spans.setdefault(SPAN_GROUP, [])
-        taken: list[tuple[int, int]] = []
+        taken: list[tuple[int, int]] = []  # sorted, non-overlapping (start, end) of accepted matches
         for pattern in self.patterns:
             for match in pattern.regex.finditer(text):
                 start, end = match.span()
-                if start == end or any(s < end and start < e for s, e in taken):
+                at = bisect_left(taken, (start, end))
+                if start == end or (at and taken[at - 1][1] > start) or (at < len(taken) and taken[at][0] < end):
                     continue  # earlier patterns in the file win overlaps
                 value = self.parse(match, pattern, text)
                 if value is None:
@@ -80,5 +82,5 @@ class RegexSpanRecognizer:
                     continue
                 span._.nc = {"rule_id": pattern.id, "start": start, "end": end, "value": value}
                 group.append(span)
-                taken.append((start, end))
+                taken.insert(at, (start, end))
         return doc
