@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None, checker_factory: CheckerFactory | None =
         if args.command == "schema":
             print(json.dumps(NoteResult.model_json_schema(), indent=2))
             return EXIT_COMPLETE
+        if args.command == "eval":
+            return _run_eval(args, checker_factory or _default_checker_factory, sys.stdout, sys.stderr)
         return _run_check(args, checker_factory or _default_checker_factory, sys.stdout, sys.stderr)
     except BrokenPipeError:
         # The reader went away (`notecheck check ... | head`): stop quietly, not with a traceback.
@@ -91,6 +93,16 @@ def _build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the JSON Schema of a note result",
                    description="Print the JSON Schema of NoteResult.")
+
+    ev = sub.add_parser("eval", help="measure accuracy on an annotated corpus",
+                        description="Check every note of CORPUS_DIR against its labels.jsonl (corpora/README.md) "
+                        "and report code, field, medication and requirement accuracy. Exit 1 when a --min-* "
+                        "threshold is not met.")
+    ev.add_argument("corpus", metavar="CORPUS_DIR")
+    ev.add_argument("--format", choices=("text", "json"), default="text")
+    ev.add_argument("--min-code-accuracy", type=float, default=0.0, metavar="X")
+    ev.add_argument("--min-field-accuracy", type=float, default=0.0, metavar="X")
+    ev.add_argument("--min-requirement-f1", type=float, default=0.0, metavar="X")
     return parser
 
 
@@ -210,3 +222,41 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError, AttributeError):
         pass
+
+
+def _run_eval(args: argparse.Namespace, factory: CheckerFactory, out: TextIO, err: TextIO) -> int:
+    from pathlib import Path
+
+    from .evaluation import LabelError, evaluate_pairs, load_labels, render_report, thresholds_failed
+    from .reading import read_path
+
+    corpus = Path(args.corpus)
+    labels_file = corpus / "labels.jsonl"
+    if not labels_file.is_file():
+        print(f"notecheck: error: {labels_file} not found (see corpora/README.md)", file=err)
+        return EXIT_USAGE
+    try:
+        labels = load_labels(labels_file)
+    except LabelError as exc:
+        print(f"notecheck: error: {exc}", file=err)
+        return EXIT_USAGE
+    checker = factory()
+
+    def pairs():
+        for label in labels:
+            note = read_path(str(corpus / f"{label['note_id']}.txt"), MAX_NOTE_BYTES)
+            if note.text is None:
+                yield label, NoteResult(note_id=label["note_id"], status="error", error=note.error)
+            else:
+                yield label, checker.check(note.text, label["note_id"])
+
+    evaluation = evaluate_pairs(pairs())
+    if args.format == "json":
+        print(json.dumps(evaluation.as_dict(), indent=2), file=out)
+    else:
+        print(render_report(evaluation), file=out)
+    failures = thresholds_failed(evaluation, args.min_code_accuracy, args.min_field_accuracy,
+                                 args.min_requirement_f1)
+    for failure in failures:
+        print(f"notecheck: below threshold: {failure}", file=err)
+    return EXIT_INCOMPLETE if failures else EXIT_COMPLETE
