@@ -71,9 +71,7 @@ class NoteChecker:
         try:
             return self._result(note_id, self.nlp(text))
         except Exception as exc:  # noqa: BLE001
-            log.error("note %s: internal error (%s)", note_id, type(exc).__name__)
-            return NoteResult(note_id=note_id, status="error",
-                              error=f"note {note_id}: internal error while checking ({type(exc).__name__})")
+            return _internal_error(note_id, exc)
 
     def _result(self, note_id: str, doc) -> NoteResult:
         try:
@@ -87,10 +85,15 @@ class NoteChecker:
             if family.get("requirements_apply") == "no":
                 findings = [_not_applicable(f, family["name"]) for f in findings]
             return NoteResult(note_id=note_id, status="ok", record=record, code=code, findings=findings)
-        except Exception as exc:  # noqa: BLE001 - a bug on one note must not stop a batch; no text in the message
-            log.error("note %s: internal error (%s)", note_id, type(exc).__name__)
-            return NoteResult(note_id=note_id, status="error",
-                              error=f"note {note_id}: internal error while checking ({type(exc).__name__})")
+        except Exception as exc:  # noqa: BLE001 - a bug on one note must not stop a batch
+            return _internal_error(note_id, exc)
+
+
+def _internal_error(note_id: str, exc: Exception) -> NoteResult:
+    # The exception's type only: its message could quote the note.
+    log.error("note %s: internal error (%s)", note_id, type(exc).__name__)
+    return NoteResult(note_id=note_id, status="error",
+                      error=f"note {note_id}: internal error while checking ({type(exc).__name__})")
 
 
 def _not_applicable(finding: Finding, family_name: str) -> Finding:

@@ -73,3 +73,24 @@ def test_a_long_note_is_checked_in_linear_time(checker):
     result = checker.check(text, "long")
     assert result.status == "ok" and result.code.cpt == "62323"
     assert time.perf_counter() - started < 30
+
+
+def test_one_failing_note_does_not_stop_a_batch(checker, monkeypatch, caplog):
+    """A bug on one note (forced here) gives that note an error and the others their results."""
+    import notecheck.engine as engine
+
+    real_extract = engine.extract
+
+    def failing_extract(doc, folder):
+        if "Quixotrine" in doc.text:
+            raise RuntimeError("Quixotrine broke it")
+        return real_extract(doc, folder)
+
+    monkeypatch.setattr(engine, "extract", failing_extract)
+    notes = [("a", "L4-L5 interlaminar epidural steroid injection."), ("b", "Quixotrine L5-S1 epidural."),
+             ("c", "C7-T1 interlaminar epidural steroid injection under fluoroscopy.")]
+    results = list(checker.check_many(notes))
+    assert [r.note_id for r in results] == ["a", "b", "c"]
+    assert [r.status for r in results] == ["ok", "error", "ok"]
+    assert "RuntimeError" in results[1].error and "Quixotrine" not in results[1].error
+    assert "Quixotrine" not in caplog.text
