@@ -80,7 +80,9 @@ class RegexSpanRecognizer:
                 span = doc.char_span(start, end, label=self.label, alignment_mode="expand")
                 if span is None:
                     continue
-                span._.nc = {"rule_id": pattern.id, "start": start, "end": end, "value": value}
+                # Same storage as span._.nc, without building an Underscore object per span.
+                doc.user_data[("._.", "nc", span.start_char, span.end_char)] = {
+                    "rule_id": pattern.id, "start": start, "end": end, "value": value}
                 group.append(span)
                 taken.insert(at, (start, end))
         return doc

@@ -40,4 +40,13 @@ def split_sentences(doc: Doc) -> Doc:
     flags[firsts[firsts < len(doc)]] = 1
     flags[0] = 1
     doc.from_array([SENT_START], flags.reshape(-1, 1))
+    # Kept for later components: iterating doc.sents builds a Span per sentence every time.
+    doc.user_data["notecheck_sentence_starts"] = numpy.flatnonzero(flags == 1).tolist()
+    doc.user_data["notecheck_token_starts"] = token_starts.tolist()
     return doc
+
+
+def sentence_token_starts(doc: Doc) -> list[int]:
+    """Token index of each sentence start (from this splitter, or from doc.sents otherwise)."""
+    starts = doc.user_data.get("notecheck_sentence_starts")
+    return starts if starts is not None else [sent.start for sent in doc.sents]
