@@ -59,3 +59,51 @@ def test_labor_epidural_requirements_do_not_apply(check):
               "to saline, threaded 5 cm, infusion of 0.1% bupivacaine with fentanyl 2 mcg/mL at 10 mL/hr started.")
     assert r.code.out_of_family == "anesthesia"
     assert {f.status for f in r.findings} == {"not_applicable"}
+
+
+BASE = ("Informed consent was obtained. {body} Pre-procedure pain 7/10, post-procedure pain 2/10. "
+        "No complications. Discharged home.")
+
+
+def test_device_out_of_service_and_instead_of(check):
+    r = check(BASE.format(body="The C-arm is out of service today, so a landmark technique was used at C7-T1 "
+                               "interlaminar. Dexamethasone 10 mg."))
+    assert r.record.imaging == "none" and r.code.cpt == "62320"
+    r = check(BASE.format(body="Ultrasound guidance was used instead of fluoroscopy for the caudal epidural via the "
+                               "sacral hiatus. Dexamethasone 10 mg."))
+    assert r.record.imaging == "ultrasound" and r.code.cpt == "62322"
+
+
+def test_risk_list_does_not_make_consent_hypothetical(check):
+    r = check("We discussed the risks including infection, bleeding and dural puncture, and the patient gave written "
+              "informed consent. L4-L5 interlaminar epidural steroid injection under fluoroscopy.")
+    assert r.record.consent is True
+    assert r.record.complications_documented is False  # risks explained are not complications that happened
+
+
+def test_scale_range_is_not_a_score(check):
+    r = check("L4-L5 interlaminar ESI. Pre-procedure pain (NRS 0-10): 7/10. Post-procedure pain (NRS 0-10): 2/10.")
+    assert (r.record.pain_scores.pre, r.record.pain_scores.post) == (7, 2)
+
+
+def test_urinary_catheter_is_not_an_epidural_catheter(check):
+    r = check("Patient has an indwelling Foley catheter. L4-L5 interlaminar epidural steroid injection under "
+              "fluoroscopy, Omnipaque 240 1 mL, Depo-Medrol 80 mg.")
+    assert r.record.catheter.placed is False and r.code.cpt == "62323"
+
+
+def test_midline_needle_and_catheter_tip_level(check):
+    r = check("Under fluoroscopy an 18G Tuohy was advanced midline into the C7-T1 interspace for an interlaminar epidural. A catheter was threaded "
+              "and steered cephalad under live fluoroscopy to the left C5-C6 level, dexamethasone 10 mg injected, and "
+              "the catheter was removed intact.")
+    assert r.record.laterality == "midline"
+    assert r.record.levels == ["C7-T1"]
+    assert r.code.cpt == "62321"
+
+
+def test_manner_of_a_past_procedure_is_past(check):
+    r = check("S/p L4-L5 ILESI 3 months ago under fluoroscopy with contrast. Today L4-L5 interlaminar epidural by "
+              "landmark technique. No fluoroscopy or contrast used today. Depo-Medrol 80 mg.")
+    assert r.record.imaging == "none"
+    assert r.record.contrast.used is False
+    assert r.code.cpt == "62322"

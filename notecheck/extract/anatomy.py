@@ -20,13 +20,18 @@ _REGION_GROUP = {"cervical": "cervical_thoracic", "thoracic": "cervical_thoracic
 def _rank(x: Extraction, m: Mention) -> int:
     if m.section in _CONTEXT_SECTIONS:
         return 0
-    sentence_labels = {o.label for o in x.view.in_sentence(m.sentence, "IMAGING_STUDY", "DIAGNOSIS", "CONTRAST")}
+    sentence_labels = {o.label for o in x.view.in_sentence(m.sentence, "IMAGING_STUDY", "DIAGNOSIS", "CONTRAST",
+                                                           "CATHETER")}
     sentence = x.view.sentence_text(m.sentence)
     action = bool(x.cues.procedure_action.search(sentence))
     if "IMAGING_STUDY" in sentence_labels and not action:
         return 0
-    if m.label == "LEVEL" and "CONTRAST" in sentence_labels and x.cues.spread.search(x.view.text[max(0, m.start - 40):m.start]):
+    before = x.view.text[max(0, m.start - 40):m.start]
+    if m.label == "LEVEL" and "CONTRAST" in sentence_labels and x.cues.spread.search(before):
         return 0  # "contrast spread up to L5-S1": where the contrast went, not where the needle did
+    if m.label == "LEVEL" and (x.cues.level_not_entered.search(before)
+                               or ("CATHETER" in sentence_labels and x.cues.catheter_tip.search(before))):
+        return 0  # "catheter steered ... to the left C5-C6", "counting up from the iliac crest at L4-L5"
     if m.section in _TECHNIQUE_SECTIONS or (action and m.section != "procedure"):
         return 3
     return 2
@@ -43,18 +48,24 @@ def _modifies_diagnosis(x: Extraction, m: Mention) -> bool:
 def extract_region_and_levels(x: Extraction, approach: str | None) -> tuple[str | None, list[str], bool]:
     """Returns (region, levels, more_than_one_region_group)."""
     candidates: list[tuple[int, int, str, Mention]] = []  # (rank, is_level, region, mention)
-    levels: list[str] = []
+    level_mentions: list[tuple[int, Mention]] = []
     for m in x.view.of("LEVEL"):
         if not m.current:
             continue
         rank = _rank(x, m)
         if rank == 0:
             continue
-        if m.meta["level"] not in levels:
-            levels.append(m.meta["level"])
-        x.cite("levels", m)
+        level_mentions.append((rank, m))
         candidates.append((rank, 1, m.meta["regions"][0], m))
-    for m in x.view.of("REGION", "APPROACH"):
+    # The levels named where the needle work is described, when the note has such a sentence.
+    top = max((rank for rank, _ in level_mentions), default=0)
+    levels: list[str] = []
+    for rank, m in level_mentions:
+        if rank == top:
+            if m.meta["level"] not in levels:
+                levels.append(m.meta["level"])
+            x.cite("levels", m)
+    for m in x.view.of("REGION", "APPROACH", "OUT_OF_FAMILY"):
         if not m.current or _modifies_diagnosis(x, m):
             continue
         region = m.meta.get("region") or ("sacral" if m.meta.get("approach") == "caudal" else None)
@@ -77,7 +88,9 @@ def extract_region_and_levels(x: Extraction, approach: str | None) -> tuple[str 
 
 
 def extract_laterality(x: Extraction) -> str | None:
-    sides = [m for m in x.view.of("LATERALITY") if m.current and m.section not in ("plan", "past_history")]
+    # The symptoms' side is the same in the history as today, so historical mentions count here.
+    sides = [m for m in x.view.of("LATERALITY")
+             if not (m.negated or m.hypothetical or m.family) and m.section not in ("plan", "past_history")]
     for strength in ("approach", "symptom"):
         chosen = [m for m in sides if m.meta["strength"] == strength]
         if chosen:

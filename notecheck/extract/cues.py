@@ -17,6 +17,8 @@ class Cues:
     pain_post: re.Pattern
     procedure_action: re.Pattern
     spread: re.Pattern
+    level_not_entered: re.Pattern
+    catheter_tip: re.Pattern
     imaging_finding: re.Pattern
     affirmative: re.Pattern
     injectate_total_after: re.Pattern
@@ -36,6 +38,8 @@ def load_cues(folder: Path) -> Cues:
         pain_post=compile_cues(data["pain_post_cues"]),
         procedure_action=compile_cues(data["procedure_action_cues"]),
         spread=compile_cues(data["spread_cues"]),
+        level_not_entered=compile_cues(data["level_not_entered_cues"]),
+        catheter_tip=compile_cues(data["catheter_tip_cues"]),
         imaging_finding=compile_cues(data["imaging_finding_cues"]),
         affirmative=compile_cues(data["affirmative_field_values"]),
         injectate_total_after=compile_cues(data["injectate_total_after"]),

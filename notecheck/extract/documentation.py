@@ -9,8 +9,10 @@ from .context import Extraction
 
 
 def _documented(x: Extraction, label: str, section: str, key: str, allow_negated: bool) -> bool:
+    # Under the consent header, complication words are the risks that were explained, not outcomes.
     hits = [m for m in x.view.of(label)
-            if not (m.hypothetical or m.family or (m.negated and not allow_negated)) and not x.is_blank_field(m)]
+            if not (m.hypothetical or m.family or (m.negated and not allow_negated)) and not x.is_blank_field(m)
+            and not (label == "COMPLICATIONS" and m.section == "consent")]
     sections = list(x.filled_sections(section, require_affirmative=(section == "consent")))
     for m in hits:
         x.cite(key, m)

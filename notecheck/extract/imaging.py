@@ -6,6 +6,8 @@ are "without imaging". A negated modality ("fluoroscopy was not used") is an exp
 
 from __future__ import annotations
 
+import re
+
 from ..record import Contrast
 from .context import Extraction
 
@@ -30,11 +32,26 @@ def extract_imaging(x: Extraction) -> str | None:
     return None
 
 
+_COORDINATED = re.compile(r"^\s*(?:,|or|nor|and)\s*(?:iodinated\s+|iv\s+)?$", re.IGNORECASE)
+
+
+def _coordinated_with_no_imaging(x: Extraction, m) -> bool:
+    """"No fluoroscopy or contrast used": the "no" belongs to a target ("no fluoroscopy"), so ConText
+    cannot reach the contrast; the coordination carries the negation over."""
+    for other in x.view.in_sentence(m.sentence, "IMAGING"):
+        if other.meta.get("modality") == "none" and other.end <= m.start \
+                and _COORDINATED.match(x.view.text[other.end:m.start]):
+            return True
+    return False
+
+
 def extract_contrast(x: Extraction) -> Contrast:
     view = x.view
     used = [m for m in view.of("CONTRAST") if m.current and m.section != "allergies" and not x.is_blank_field(m)]
+    denied = [m for m in used if _coordinated_with_no_imaging(x, m)]
+    used = [m for m in used if m not in denied]
     omitted = [m for m in view.of("CONTRAST_OMITTED") if m.current]
-    negated_use = [m for m in view.of("CONTRAST") if m.negated and not m.hypothetical]
+    negated_use = [m for m in view.of("CONTRAST") if m.negated and not m.hypothetical] + denied
     reasons = [m for m in view.of("CONTRAST_REASON") if not (m.negated or m.hypothetical or m.family)]
     # "Allergies: iodinated contrast" names an allergy, which is a reason to omit contrast.
     reasons += [m for m in view.of("CONTRAST") if m.section == "allergies" and not m.negated]

@@ -134,7 +134,27 @@ def view_of(doc: Doc) -> NoteView:
             )
         )
     mentions.sort(key=lambda m: (m.start, m.end))
+    _inherit_procedure_assertions(mentions)
     return NoteView(text, mentions, sentence_starts, [sec for sec in sections if sec.category])
+
+
+# Mentions that describe how a procedure was done take that procedure's time: in "s/p L4-L5 ILESI
+# 3 months ago under fluoroscopy with contrast" the fluoroscopy is as historical as the ILESI, even
+# where ConText's scope stopped at "ago".
+_PROCEDURE_LABELS = {"APPROACH", "EPIDURAL", "OUT_OF_FAMILY"}
+_MANNER_LABELS = {"IMAGING", "CONTRAST", "CONTRAST_OMITTED"}
+
+
+def _inherit_procedure_assertions(mentions: list[Mention]) -> None:
+    governing: Mention | None = None
+    for m in mentions:
+        if governing is not None and m.sentence != governing.sentence:
+            governing = None
+        if m.label in _PROCEDURE_LABELS:
+            governing = None if m.current else m
+        elif governing is not None and m.label in _MANNER_LABELS and m.current:
+            m.historical = governing.historical
+            m.hypothetical = governing.hypothetical
 
 
 def _sections(doc: Doc) -> list[SectionSpan]:
