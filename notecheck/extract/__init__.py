@@ -39,7 +39,7 @@ class ExtractionResult:
 def extract(doc: Doc, patterns_folder: Path) -> ExtractionResult:
     x = Extraction(view_of(doc), load_cues(patterns_folder))
     pain_context = documentation.extract_pain_context(x)
-    proc = procedure.extract_procedure(x, pain_context)
+    proc = procedure.extract_procedure(x, documentation.has_analgesia_purpose(x))
     if proc is None:
         return ExtractionResult(record=None, procedure_performed=False)
 

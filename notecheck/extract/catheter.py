@@ -29,7 +29,9 @@ def extract_catheter(x: Extraction) -> Catheter:
     if placed or cues:
         catheter.placed = True
         x.cite("catheter.placed", *(placed or cues))
-        if removed:
+        # The last word on the catheter wins: "threaded and left in place ... removed at the end" is a
+        # single injection; "the dislodged catheter was removed ... a new one left in place" is indwelling.
+        if removed and not (cues and cues[-1].start > removed[-1].start):
             catheter.removed = True
             catheter.indwelling = False
             x.cite("catheter.indwelling", *removed)

@@ -26,6 +26,10 @@ class Cues:
     pain_pre_after: re.Pattern
     pain_post_after: re.Pattern
     clause_separator: re.Pattern
+    route_before: re.Pattern
+    route_after: re.Pattern
+    not_injectate_sentence: re.Pattern
+    injection_verb: re.Pattern
     template_blank: re.Pattern
 
 
@@ -47,5 +51,9 @@ def load_cues(folder: Path) -> Cues:
         pain_pre_after=re.compile(data["pain_cue_after"]["pre"], re.IGNORECASE),
         pain_post_after=re.compile(data["pain_cue_after"]["post"], re.IGNORECASE),
         clause_separator=compile_cues(data["clause_separators"]),
+        route_before=re.compile(data["not_injectate_cues"]["before"], re.IGNORECASE),
+        route_after=re.compile(data["not_injectate_cues"]["after"], re.IGNORECASE),
+        not_injectate_sentence=re.compile(data["not_injectate_cues"]["sentence"], re.IGNORECASE),
+        injection_verb=compile_cues(data["injection_verb_cues"]),
         template_blank=re.compile(blank, re.IGNORECASE),
     )

@@ -60,7 +60,10 @@ def extract_indication(x: Extraction, diagnoses: list[Diagnosis]) -> bool:
         x.cite_span("indication", sec.title_start, sec.body_end)
     codes = [m for m in x.view.of("ICD10") if not m.negated]
     x.cite("indication", *codes)
-    return bool(diagnoses or sections or codes)
+    # "Catheter for post-thoracotomy analgesia", "rib fractures": the acute-pain reason is the indication.
+    reasons = [m for m in x.view.of("PAIN_CONTEXT") if not (m.negated or m.hypothetical or m.family)]
+    x.cite("indication", *reasons)
+    return bool(diagnoses or sections or codes or reasons)
 
 
 def extract_imaging_correlation(x: Extraction) -> bool:
@@ -85,3 +88,9 @@ def extract_pain_context(x: Extraction) -> str | None:
             x.cite("pain_context", m)
             return m.meta["context"]
     return None
+
+
+def has_analgesia_purpose(x: Extraction) -> bool:
+    """The note says the catheter is for postoperative analgesia ("for post-op pain control")."""
+    return any(m.meta.get("analgesia_purpose") and not (m.negated or m.hypothetical)
+               for m in x.view.of("PAIN_CONTEXT"))

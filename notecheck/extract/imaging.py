@@ -20,8 +20,8 @@ def extract_imaging(x: Extraction) -> str | None:
         if m.hypothetical or m.historical or m.uncertain or m.section in ("plan", "past_history"):
             continue
         modality = m.meta["modality"]
-        if m.negated:
-            if modality in ("fluoroscopy", "ct"):
+        if m.negated or (modality != "none" and _coordinated_with_no_imaging(x, m)):
+            if modality in ("fluoroscopy", "ct", "ultrasound"):
                 found.setdefault("none", []).append(m)
             continue
         found.setdefault(modality, []).append(m)

@@ -24,10 +24,21 @@ def _drug_mentions(x: Extraction) -> list[Mention]:
         sentence = x.view.sentence_text(m.sentence).lower()
         if "allerg" in sentence and m.label == "CONTRAST":
             continue
+        if m.label == "DRUG" and _not_injectate(x, m, sentence):
+            continue
         if m.label == "CONTRAST" and not m.meta.get("agent"):
             m.meta = {**m.meta, "name": "contrast (agent not named)"}
         drugs.append(m)
     return drugs
+
+
+def _not_injectate(x: Extraction, m: Mention, sentence: str) -> bool:
+    """"oral dexamethasone", "a hydromorphone PCA", "failed NSAIDs and gabapentin": another route, or
+    past therapy, unless the same sentence says the drug was injected or infused here."""
+    text = x.view.text
+    if x.cues.route_before.search(text[max(0, m.start - 25):m.start]) or x.cues.route_after.search(text[m.end:m.end + 20]):
+        return True
+    return bool(x.cues.not_injectate_sentence.search(sentence)) and not x.cues.injection_verb.search(sentence)
 
 
 def _clauses(x: Extraction, sentence: int) -> list[tuple[int, int]]:

@@ -22,7 +22,7 @@ class ProcedureFinding:
     performed: bool = True  # False: an epidural is mentioned only as history or plan
 
 
-def extract_procedure(x: Extraction, pain_context: str | None) -> ProcedureFinding | None:
+def extract_procedure(x: Extraction, analgesia_purpose: bool) -> ProcedureFinding | None:
     """None when nothing in the note is about a spinal injection at all."""
     view = x.view
     family_labels = ("APPROACH", "EPIDURAL", "SUBARACHNOID", "OUT_OF_FAMILY", "ANESTHETIC", "CATHETER")
@@ -44,7 +44,9 @@ def extract_procedure(x: Extraction, pain_context: str | None) -> ProcedureFindi
             x.cite("approach", *others[fam])
             return ProcedureFinding(False, approach=fam, out_of_family=[fam])
     obstetric = [m for m in anesthetic if any(w in m.text.lower() for w in _OBSTETRIC)]
-    if obstetric or (anesthetic and pain_context is None and (approaches or epidural)):
+    # An epidural named as the surgical anesthetic is an anesthesia service, unless the note says it was
+    # placed for postoperative analgesia (then it is a 6232x catheter, reported with modifier 59).
+    if obstetric or (anesthetic and not analgesia_purpose and (approaches or epidural)):
         chosen = obstetric or anesthetic
         x.cite("anesthetic_for", *chosen)
         what = "labor or cesarean delivery" if obstetric else "surgery"
