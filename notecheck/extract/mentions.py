@@ -12,7 +12,7 @@ from spacy.tokens import Doc
 
 from ..pipeline import SPAN_GROUP
 from ..pipeline.regex_spans import doc_text
-from ..pipeline.sentences import sentence_token_starts
+from ..pipeline.sentences import sentence_token_starts, token_char_starts
 from ..pipeline.rules import SECTION_ATTRIBUTES
 from ..record import Evidence
 
@@ -87,11 +87,8 @@ class NoteView:
 
 def view_of(doc: Doc) -> NoteView:
     text = doc_text(doc)
-    token_starts = doc.user_data.get("notecheck_token_starts")
-    if token_starts:
-        sentence_starts = [token_starts[i] for i in sentence_token_starts(doc)]
-    else:
-        sentence_starts = [s.start_char for s in doc.sents]
+    token_starts = token_char_starts(doc)
+    sentence_starts = [token_starts[i] for i in sentence_token_starts(doc)]
     sections = _sections(doc)
     section_starts = [sec.title_start for sec in sections]
     # Extension values live in doc.user_data under ("._.", name, start_char, end_char); reading them
@@ -100,11 +97,12 @@ def view_of(doc: Doc) -> NoteView:
     mentions = []
     for span in doc.spans.get(SPAN_GROUP, []):
         label, start, end = span.label_, span.start_char, span.end_char
+        span_start, span_end = start, end  # extension keys use the span's offsets, even if nc refines them
 
-        def ext(name, default=False, _s=start, _e=end):
-            return data.get(("._.", name, _s, _e), default)
+        def ext(name, default=False):
+            return data.get(("._.", name, span_start, span_end), default)
 
-        nc = data.get(("._.", "nc", start, end)) if label in REGEX_LABELS else None
+        nc = ext("nc", None) if label in REGEX_LABELS else None
         if nc:
             meta = nc["value"]
             start, end = nc["start"], nc["end"]

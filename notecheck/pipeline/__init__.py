@@ -1,9 +1,9 @@
 """The spaCy/medspaCy pipeline, built once per process and reused.
 
-Order: clinical tokenizer (medspaCy's rules) -> newline-aware sentences -> target rules -> regex recognizers (levels,
-quantities, pain scores, durations, laterality, ICD-10) -> sections -> ConText. PyRuSH and the default
-ConText/section rules are not used: they cost most of the time and miss this domain (measured in
-benchmarks/throughput.py; see README "Performance").
+Order: clinical tokenizer (medspaCy's rules) -> newline-aware sentences -> target rules -> regex
+recognizers (levels, quantities, pain scores, durations, laterality, ICD-10) -> sections -> ConText.
+PyRuSH and the default ConText/section rules are not used: they cost most of the time and miss this
+domain (measured in benchmarks/throughput.py; see README "Performance").
 """
 
 

@@ -21,7 +21,7 @@ from spacy.language import Language
 
 from ..patterns_path import load_json, patterns_dir
 from .regex_spans import SPAN_GROUP, doc_text
-from .sentences import sentence_token_starts
+from .sentences import sentence_token_starts, token_char_starts
 
 # ConText categories -> span attributes. CONDITIONAL plans ("if no relief, ...") read as hypothetical.
 CONTEXT_ATTRIBUTES = {
@@ -160,7 +160,7 @@ class SectionsOnly:
                 _PARAGRAPH_BREAK.search(text, body_from, body_to)
             if paragraph_end:
                 if token_starts is None:
-                    token_starts = doc.user_data.get("notecheck_token_starts") or [t.idx for t in doc]
+                    token_starts = token_char_starts(doc)
                 stop = bisect_right(token_starts, paragraph_end.start())
                 sections.append(Section(rule.category, start, end, end, stop, None, rule))
                 if stop < next_start:

@@ -36,7 +36,8 @@ def split_sentences(doc: Doc) -> Doc:
     token_starts = doc.to_array([IDX]).astype(numpy.int64)
     # The first token at or after each boundary starts a sentence; every other token does not.
     firsts = numpy.searchsorted(token_starts, boundaries, side="left")
-    flags = numpy.full(len(doc), -1, dtype=numpy.int64).astype(numpy.uint64)  # -1 as spaCy stores it: not a start
+    # -1 (stored as uint64, as spaCy does) marks a token that does not start a sentence.
+    flags = numpy.full(len(doc), -1, dtype=numpy.int64).astype(numpy.uint64)
     flags[firsts[firsts < len(doc)]] = 1
     flags[0] = 1
     doc.from_array([SENT_START], flags.reshape(-1, 1))
@@ -44,6 +45,12 @@ def split_sentences(doc: Doc) -> Doc:
     doc.user_data["notecheck_sentence_starts"] = numpy.flatnonzero(flags == 1).tolist()
     doc.user_data["notecheck_token_starts"] = token_starts.tolist()
     return doc
+
+
+def token_char_starts(doc: Doc) -> list[int]:
+    """Character offset of each token (from this splitter, or computed)."""
+    starts = doc.user_data.get("notecheck_token_starts")
+    return starts if starts is not None else [token.idx for token in doc]
 
 
 def sentence_token_starts(doc: Doc) -> list[int]:
