@@ -91,11 +91,11 @@ def extract_laterality(x: Extraction) -> str | None:
     # The symptoms' side is the same in the history as today, so historical mentions count here.
     sides = [m for m in x.view.of("LATERALITY")
              if not (m.negated or m.hypothetical or m.family) and m.section not in ("plan", "past_history")]
-    for strength in ("approach", "symptom"):
+    for strength in ("approach", "symptom", "weak"):
         chosen = [m for m in sides if m.meta["strength"] == strength]
         if chosen:
             values = {m.meta["side"] for m in chosen}
-            side = "bilateral" if {"left", "right"} <= values else chosen[0].meta["side"]
+            side = "bilateral" if {"left", "right"} <= values or "bilateral" in values else chosen[0].meta["side"]
             x.cite("laterality", *chosen)
             return side
     return None

@@ -17,11 +17,14 @@ def extract_catheter(x: Extraction) -> Catheter:
     placed = [m for m in view.of("CATHETER") if m.current]
     negated = [m for m in view.of("CATHETER") if m.negated and not m.hypothetical]
     cues = [m for m in view.of("CATHETER_INDWELLING") if m.current]
+    # An infusion rate ("@ 5 mL/hr") is a catheter left running, once a catheter was placed.
+    cues += [m for m in view.of("QUANTITY") if m.current and m.meta.get("kind") == "rate"]
+    cues.sort(key=lambda m: m.start)
     catheter_sentences = {m.sentence for m in placed}
     # "The needle was withdrawn" is not a catheter removal: the cue must name the catheter or its tip,
     # or share a sentence with a catheter.
     removed = [m for m in view.of("CATHETER_REMOVED") if m.current
-               and ("catheter" in m.text.lower() or "tip" in m.text.lower() or m.sentence in catheter_sentences)]
+               and (any(w in m.text.lower() for w in ("catheter", "tip", "not left")) or m.sentence in catheter_sentences)]
     # "Left in place" only speaks of a catheter when one was placed; a pump or PCEA always does.
     cues = [m for m in cues if placed or any(w in m.text.lower() for w in _STRONG_INDWELLING)]
 

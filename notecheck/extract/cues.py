@@ -29,8 +29,12 @@ class Cues:
     route_before: re.Pattern
     route_after: re.Pattern
     not_injectate_sentence: re.Pattern
+    other_route_clause: re.Pattern
     injection_verb: re.Pattern
     template_blank: re.Pattern
+    consent_affirmed: re.Pattern
+    consent_not_yet: re.Pattern
+    imaging_use: re.Pattern
 
 
 @cache
@@ -54,6 +58,10 @@ def load_cues(folder: Path) -> Cues:
         route_before=re.compile(data["not_injectate_cues"]["before"], re.IGNORECASE),
         route_after=re.compile(data["not_injectate_cues"]["after"], re.IGNORECASE),
         not_injectate_sentence=re.compile(data["not_injectate_cues"]["sentence"], re.IGNORECASE),
+        other_route_clause=re.compile(data["not_injectate_cues"]["other_route_clause"], re.IGNORECASE),
         injection_verb=compile_cues(data["injection_verb_cues"]),
         template_blank=re.compile(blank, re.IGNORECASE),
+        consent_affirmed=re.compile(data["consent_affirmed"]["after"], re.IGNORECASE),
+        consent_not_yet=re.compile(data["consent_affirmed"]["not_yet"], re.IGNORECASE),
+        imaging_use=compile_cues(data["imaging_use_cues"]),
     )

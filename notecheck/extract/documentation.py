@@ -12,7 +12,8 @@ def _documented(x: Extraction, label: str, section: str, key: str, allow_negated
     # Under the consent header, complication words are the risks that were explained, not outcomes.
     hits = [m for m in x.view.of(label)
             if not (m.hypothetical or m.family or (m.negated and not allow_negated)) and not x.is_blank_field(m)
-            and not (label == "COMPLICATIONS" and m.section == "consent")]
+            and not (label == "COMPLICATIONS" and m.section == "consent")
+            and not (label == "DISPOSITION" and (m.historical or m.section == "past_history"))]
     sections = list(x.filled_sections(section, require_affirmative=(section == "consent")))
     for m in hits:
         x.cite(key, m)
@@ -22,7 +23,18 @@ def _documented(x: Extraction, label: str, section: str, key: str, allow_negated
 
 
 def extract_consent(x: Extraction) -> bool:
-    return _documented(x, "CONSENT", "consent", "consent", allow_negated=False)
+    documented = _documented(x, "CONSENT", "consent", "consent", allow_negated=False)
+    affirmed = [m for m in x.view.of("CONSENT_WORD") if m.current and _consent_affirmed(x, m)]
+    x.cite("consent", *affirmed)
+    return documented or bool(affirmed)
+
+
+def _consent_affirmed(x: Extraction, m) -> bool:
+    """"Consent -- obtained, signed" or "Consent for neuraxial anesthesia discussed and signed", but not
+    "consent to be signed on the day of the procedure"."""
+    following = x.view.text[m.end:m.end + 120]
+    said = x.cues.consent_affirmed.match(following)
+    return bool(said) and not x.cues.consent_not_yet.search(said.group(0))
 
 
 def extract_complications(x: Extraction) -> bool:

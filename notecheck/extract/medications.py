@@ -38,7 +38,13 @@ def _not_injectate(x: Extraction, m: Mention, sentence: str) -> bool:
     text = x.view.text
     if x.cues.route_before.search(text[max(0, m.start - 25):m.start]) or x.cues.route_after.search(text[m.end:m.end + 20]):
         return True
-    return bool(x.cues.not_injectate_sentence.search(sentence)) and not x.cues.injection_verb.search(sentence)
+    if not x.cues.not_injectate_sentence.search(sentence):
+        return False
+    # "...despite oral and then subcutaneous opioids (current subcutaneous hydromorphone infusion),
+    # dexamethasone": that "infusion" is another route's, not this injection's.
+    text = x.view.text
+    return not any(x.cues.injection_verb.search(text[lo:hi]) and not x.cues.other_route_clause.search(text[lo:hi])
+                   for lo, hi in _clauses(x, m.sentence))
 
 
 def _clauses(x: Extraction, sentence: int) -> list[tuple[int, int]]:

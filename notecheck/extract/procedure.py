@@ -10,6 +10,7 @@ from .context import Extraction
 
 # Substances/procedures that make an epidural-space injection another family, even if interlaminar.
 _OVERRIDING_FAMILIES = ("neurolytic", "blood_patch", "adhesiolysis")
+_THECAL_FAMILIES = ("lumbar_puncture", "myelography")
 _OBSTETRIC = ("cesarean", "c-section", "caesarean", "labor", "labour", "delivery")
 
 
@@ -27,7 +28,7 @@ def extract_procedure(x: Extraction, analgesia_purpose: bool) -> ProcedureFindin
     view = x.view
     family_labels = ("APPROACH", "EPIDURAL", "SUBARACHNOID", "OUT_OF_FAMILY", "ANESTHETIC", "CATHETER")
     all_mentions = view.of(*family_labels)
-    if not any(m.label != "CATHETER" and m.label != "ANESTHETIC" for m in all_mentions):
+    if not any(m.label not in ("CATHETER", "ANESTHETIC") or "epidural" in m.text.lower() for m in all_mentions):
         return None
     current = [m for m in all_mentions if m.current and m.section not in ("plan", "past_history")]
     others: dict[str, list] = {}
@@ -51,6 +52,12 @@ def extract_procedure(x: Extraction, analgesia_purpose: bool) -> ProcedureFindin
         x.cite("anesthetic_for", *chosen)
         what = "labor or cesarean delivery" if obstetric else "surgery"
         return ProcedureFinding(False, approach=None, out_of_family=["anesthesia"], anesthetic_for=what)
+    # "Under fluoroscopy the L3-L4 interlaminar space was localized ... into the thecal sac": in a lumbar
+    # puncture or myelogram "interlaminar" names the window, not an epidural approach.
+    thecal = [f for f in _THECAL_FAMILIES if f in others]
+    if thecal and not any(m.label != "SUBARACHNOID" for m in epidural):
+        x.cite("approach", *others[thecal[0]])
+        return ProcedureFinding(False, approach=thecal[0], out_of_family=sorted(others))
     if approaches:
         first = next((m for m in approaches if m.meta.get("approach") == "caudal"), approaches[0])
         x.cite("approach", first)

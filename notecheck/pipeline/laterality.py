@@ -1,5 +1,6 @@
 """How laterality is found: the side of the needle approach ("left paramedian", "midline") or of the
-symptoms ("right L5 radiculopathy"). Approach beats symptoms in notecheck/extract/anatomy.py.
+symptoms ("right L5 radiculopathy"), else a weaker side cue ("right total knee arthroplasty"). Approach
+beats symptoms beats weak cues in notecheck/extract/anatomy.py.
 Patterns: patterns/measurements.yaml `laterality` and `icd10` (written ICD-10-CM codes)."""
 
 
@@ -8,11 +9,12 @@ from spacy.language import Language
 from .regex_spans import RegexSpanRecognizer, compile_patterns, load_section
 
 
-_ABBREVIATED = {"l": "left", "r": "right"}
+_ABBREVIATED = {"l": "left", "r": "right", "bilat": "bilateral"}
 
 
 def parse_side(match, pattern, text):
-    side = next(v for k, v in match.groupdict().items() if k.startswith("side") and v).lower()
+    side = pattern.spec.get("value") or next(v for k, v in match.groupdict().items() if k.startswith("side") and v)
+    side = side.lower()
     return {"side": _ABBREVIATED.get(side, side), "strength": pattern.spec.get("strength", "symptom")}
 
 

@@ -1,0 +1,159 @@
+"""Wordings met in the dev corpus: each case states a phenomenon in a short made-up note and pins the
+fact it must (or must not) produce. A rule added for one of these must keep its test here."""
+
+from test_traps import finding, note
+
+
+# --- imaging: equipment out of service, modality named beside a "no imaging" statement ----------------
+
+def test_c_arm_down_today_is_landmark_technique(check):
+    r = check(note("C7-T1 cervical interlaminar epidural. C-arm down today. Landmark and loss of resistance. "
+                   "Dexamethasone 10 mg in 2 mL injected."))
+    assert r.record.imaging == "none"
+    assert r.code.cpt == "62320"
+
+
+def test_fluoroscopy_named_as_an_aside_to_landmark_technique_is_not_guidance(check):
+    r = check(note("L3-L4 interlaminar ESI. Guidance: none, landmark technique (patient weight exceeds the "
+                   "fluoroscopy table limit). Methylprednisolone 80 mg in 2 mL injected."))
+    assert r.record.imaging == "none"
+    assert r.code.cpt == "62322"
+
+
+def test_fluoroscopy_that_guided_the_needle_still_counts_beside_landmarks(check):
+    r = check(note("L4-L5 interlaminar ESI. Landmarks palpated, then the needle was advanced under "
+                   "fluoroscopy with AP and lateral views. Omnipaque 240 2 mL. Depo-Medrol 80 mg in 2 mL."))
+    assert r.record.imaging == "fluoroscopy"
+    assert r.code.cpt == "62323"
+
+
+def test_guided_modality_outranks_one_merely_named(check):
+    r = check(note("Ultrasound-guided L4-L5 interlaminar ESI. Fluoroscopy without contrast was not offered. "
+                   "No contrast used. Triamcinolone 40 mg in 1 mL injected."))
+    assert r.record.imaging == "ultrasound"
+    assert r.code.cpt == "62322"
+
+
+# --- contrast: allergies written in the narrative -----------------------------------------------------
+
+def test_anaphylaxis_to_contrast_is_a_reason_not_a_use(check):
+    r = check(note("L5-S1 interlaminar ESI under fluoroscopy. Documented anaphylaxis to iodinated contrast "
+                   "and gadolinium; no contrast used. Dexamethasone 10 mg in 2 mL injected."))
+    assert r.record.contrast.used is False
+    assert r.record.contrast.omission_reason
+    assert finding(r, "contrast").status == "met"
+
+
+def test_drug_named_as_an_allergy_is_not_injectate(check):
+    r = check(note("L4-L5 interlaminar ESI under fluoroscopy, Omnipaque 240 2 mL. Patient is allergic to "
+                   "bupivacaine. Dexamethasone 10 mg in 2 mL injected."))
+    assert [m.name for m in r.record.medications if m.name == "bupivacaine"] == []
+
+
+# --- catheters: secured, infusing, a running rate; "not left in place" ----------------------------------
+
+def test_catheter_secured_and_infusing_at_a_rate_is_indwelling(check):
+    r = check(note("T7-T8 interlaminar epidural under fluoroscopy, Omnipaque 240 2 mL. 20G catheter threaded "
+                   "5 cm, secured with a fixation device, 15 cm at skin. Bupivacaine 0.1% at 10 mL/hr."))
+    assert r.record.catheter.indwelling is True
+    assert r.code.cpt == "62325"
+
+
+def test_catheter_withdrawn_and_not_left_in_place_is_single_injection(check):
+    r = check(note("L5-S1 interlaminar epidural, landmark technique. A 20g catheter was threaded 3 cm; "
+                   "methylprednisolone 80 mg with 5 mL saline given through it. The catheter was then "
+                   "withdrawn. It was not left in place."))
+    assert r.record.catheter.indwelling is False
+    assert r.code.cpt == "62322"
+
+
+# --- procedure family -----------------------------------------------------------------------------------
+
+def test_lumbar_puncture_through_the_interlaminar_window_is_out_of_family(check):
+    r = check("Fluoroscopy-guided lumbar puncture. Under fluoroscopic guidance the L3-L4 interlaminar space "
+              "was localized. 20-gauge spinal needle, midline approach, into the thecal sac with clear CSF. "
+              "Opening pressure 14 cm H2O.")
+    assert r.code.cpt is None
+    assert r.code.out_of_family == "lumbar_puncture"
+
+
+def test_epidural_as_the_primary_surgical_anesthetic_is_anesthesia(check):
+    r = check("Anesthetic plan: lumbar epidural anesthesia as the primary surgical anesthetic. Consent signed. "
+              "L2-L3 midline, 17G Tuohy, LOR to saline. 19G catheter threaded. Surgical dosing: lidocaine 2% "
+              "12 mL. Catheter removed at end of case.")
+    assert r.code.out_of_family == "anesthesia"
+
+
+def test_remote_labor_epidural_is_history(check):
+    r = check(note("Interval history: remote epidural catheter for labor analgesia, tolerated.\n"
+                   "Procedure: L5-S1 interlaminar ESI under fluoroscopy, Omnipaque 240 2 mL, Depo-Medrol 80 mg in 2 mL."))
+    assert r.code.cpt == "62323"
+
+
+def test_weeks_ago_makes_a_long_procedure_phrase_historical(check):
+    r = check("Follow-up visit. A right paramedian L5-S1 interlaminar epidural steroid injection under "
+              "fluoroscopy was done 10 weeks ago and gave about 60% relief. Plan: repeat injection.")
+    assert r.record is None or r.code.cpt is None
+    assert r.record is None or r.record.imaging is None
+
+
+# --- consent --------------------------------------------------------------------------------------------
+
+def test_bare_consent_word_with_signed_counts(check):
+    r = check("Consent -- obtained, signed, witnessed. L4-L5 interlaminar ESI under fluoroscopy.")
+    assert r.record.consent is True
+
+
+def test_consent_to_be_signed_later_does_not_count(check):
+    r = check("L4-L5 interlaminar ESI under fluoroscopy. Procedure consent to be signed on the day of the "
+              "procedure.")
+    assert r.record.consent is False
+
+
+def test_consent_survives_a_discussion_of_options(check):
+    r = check("Risks, benefits and alternatives were discussed, including the option of waiting, and written "
+              "informed consent was obtained. C6-C7 interlaminar ESI, landmark technique.")
+    assert r.record.consent is True
+
+
+# --- laterality, post-procedure status, indication context ------------------------------------------------
+
+def test_bilat_abbreviation_and_l_greater_than_r_are_bilateral(check):
+    assert check("HX: bilat L5 radicular pain. Caudal ESI under fluoro.").record.laterality == "bilateral"
+    assert check("Leg pain L>R. Caudal ESI under fluoro.").record.laterality == "bilateral"
+
+
+def test_approach_side_beats_a_weak_side_cue(check):
+    r = check("Right total knee arthroplasty. L3-L4 epidural catheter, left paramedian approach, for "
+              "postoperative analgesia.")
+    assert r.record.laterality == "left"
+
+
+def test_operated_side_is_used_when_nothing_else_is_written(check):
+    r = check("Right total knee arthroplasty. L3-L4 epidural catheter for postoperative analgesia, "
+              "left in place.")
+    assert r.record.laterality == "right"
+
+
+def test_vital_signs_were_stable_is_a_post_procedure_assessment(check):
+    r = check("L4-L5 interlaminar ESI under fluoroscopy. Vital signs were stable and the patient was admitted "
+              "to the surgical floor.")
+    assert r.record.post_procedure_assessment is True
+
+
+def test_ambulatory_pump_is_not_the_patients_status(check):
+    r = check("L3-L4 epidural catheter, landmark technique, left in place. Infusion via ambulatory CADD pump.")
+    assert r.record.post_procedure_assessment is False
+
+
+def test_ct_chest_showing_a_mass_is_imaging_correlation(check):
+    r = check("CT chest shows a destructive lesion of the right 9th rib, corresponding to the pain. "
+              "T8-T9 epidural catheter under fluoroscopy, left in place.")
+    assert r.record.imaging_correlation is True
+
+
+def test_oral_drug_in_a_failed_therapy_sentence_is_not_injectate(check):
+    r = check(note("Pain despite 12 weeks of oral and then subcutaneous opioids (current subcutaneous "
+                   "hydromorphone infusion), dexamethasone and acetaminophen. L3-L4 epidural catheter, landmark. "
+                   "Bolus: bupivacaine 0.125% 5 mL."))
+    assert "dexamethasone sodium phosphate" not in [m.name for m in r.record.medications]
