@@ -82,3 +82,15 @@ def test_every_code_note_has_a_source():
         assert note.source.strip()
     for family in rules.out_of_family.values():
         assert family["source"].strip() and family["codes"].strip()
+
+
+def test_no_target_literal_is_defined_twice():
+    """Two rules with the same literal match the same span; which one survives medspaCy's overlap pruning
+    then depends on rule order, so one edit elsewhere can silently turn "caudal" from an approach into a
+    region. Each literal must have exactly one rule."""
+    seen: dict[str, str] = {}
+    for path in sorted((PATTERNS / "targets").glob("*.json")):
+        for rule in json.loads(path.read_text())["target_rules"]:
+            key = rule["literal"].lower()
+            assert key not in seen, f"{rule['literal']!r} in {path.name} and {seen[key]}"
+            seen[key] = path.name

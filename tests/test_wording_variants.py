@@ -157,3 +157,116 @@ def test_oral_drug_in_a_failed_therapy_sentence_is_not_injectate(check):
                    "hydromorphone infusion), dexamethasone and acetaminophen. L3-L4 epidural catheter, landmark. "
                    "Bolus: bupivacaine 0.125% 5 mL."))
     assert "dexamethasone sodium phosphate" not in [m.name for m in r.record.medications]
+
+
+# --- second round of dev wordings -------------------------------------------------------------------------
+
+def test_modality_deliberately_avoided_is_not_used(check):
+    r = check(note("Fluoroscopy and contrast deliberately avoided in pregnancy. C7-T1 interlaminar ESI, landmark "
+                   "technique. Dexamethasone 10 mg in 1 mL injected."))
+    assert r.record.imaging == "none"
+    assert r.record.contrast.used is not True
+    assert r.code.cpt == "62320"
+
+
+def test_c_arm_available_but_unused_in_a_landmark_note(check):
+    r = check(note("L4-L5 interlaminar ESI without imaging.\nA C-arm was available in the suite but was not used; "
+                   "landmark technique with loss of resistance. Dexamethasone 10 mg in 1 mL injected."))
+    assert r.record.imaging == "none"
+
+
+def test_nothing_was_left_in_place_is_single_injection(check):
+    r = check(note("Caudal epidural under fluoroscopy, Omnipaque 240 2 mL. A catheter was threaded to L5-S1, "
+                   "Kenalog 80 mg in 6 mL injected; the catheter was withdrawn; nothing was left in place."))
+    assert r.record.catheter.indwelling is False
+    assert r.code.cpt == "62323"
+
+
+def test_caudal_levels_are_the_hiatus_not_the_catheter_tip(check):
+    r = check(note("Caudal epidural via the sacral hiatus under fluoroscopy. Catheter steered to L4-L5 and then "
+                   "removed intact. Depo-Medrol 80 mg in 2 mL."))
+    assert r.record.levels == ["sacral hiatus"]
+
+
+def test_postop_catheter_separate_from_the_surgical_anesthetic_is_in_family(check):
+    r = check("Acute Pain Service - post-op epidural catheter (separate from surgical anesthetic).\n"
+              "T9-T10 midline, LOR saline, 20g catheter 5 cm in space, secured; infusion 0.1% bupivacaine 8 mL/h.")
+    assert r.code.cpt == "62324"
+
+
+def test_postop_analgesia_by_iv_pca_leaves_the_epidural_an_anesthetic(check):
+    r = check("Anesthesia record. Combined general + thoracic epidural anesthesia for laparotomy. T9-T10, LOR, "
+              "catheter threaded; 0.25% bupivacaine 8 mL intraop. Catheter removed at end of case. "
+              "Postop analgesia by IV PCA.")
+    assert r.code.out_of_family == "anesthesia"
+
+
+def test_no_procedure_performed_today(check):
+    r = check("Follow-up visit. Left L5-S1 interlaminar epidural steroid injection gave 70% relief.\n"
+              "Plan: repeat ILESI in 3 weeks. No procedure performed today.")
+    assert r.code.cpt is None
+
+
+def test_discussed_a_catheter_is_an_option(check):
+    r = check("P: Discussed a thoracic epidural catheter with continuous infusion as a bridge; will schedule "
+              "placement next week.")
+    assert r.code.cpt is None
+
+
+def test_follow_up_after_an_injection_is_history(check):
+    r = check("Reason for visit: Follow-up after lumbar epidural steroid injection.\nDoing well.")
+    assert r.code.cpt is None
+
+
+def test_pain_scores_with_the_scale_in_brackets_or_after(check):
+    r = check("Pain score (NRS 0-10): 6\nL4-L5 interlaminar ESI under fluoroscopy.\nPain score (NRS 0-10): 1")
+    assert (r.record.pain_scores.pre, r.record.pain_scores.post) == (6, 1)
+    r = check("Pain before the procedure was 6 on a 0 to 10 scale. L4-L5 ILESI under fluoroscopy.")
+    assert r.record.pain_scores.pre == 6
+
+
+def test_pain_today_is_before_even_after_an_unrelated_after(check):
+    r = check("Contrast anaphylaxis (ED visit after a contrast CT). Pain today 9/10. Caudal ESI under fluoro.")
+    assert r.record.pain_scores.pre == 9
+    assert r.record.pain_scores.post is None
+
+
+def test_symptom_duration_is_not_the_therapy_duration(check):
+    r = check("HX: LEFT LEG PAIN X 4 MONTHS, FAILED 10 WEEKS PT AND NSAIDS. L4-L5 ILESI UNDER FLUORO.")
+    assert r.record.conservative_therapy.weeks == 10
+
+
+def test_illness_onset_ago_is_not_a_therapy_duration(check):
+    r = check("Herpes zoster, rash onset 10 days ago, pain despite valacyclovir and gabapentin. "
+              "T8-T9 interlaminar ESI, landmark.")
+    assert r.record.conservative_therapy.weeks is None
+
+
+def test_non_contrast_mri_and_unstocked_agent_are_not_contrast_use(check):
+    r = check("A non-contrast MRI shows L4-L5 stenosis. Iodinated contrast allergy; gadolinium not stocked. "
+              "L4-L5 ILESI under fluoroscopy, no contrast.")
+    assert r.record.contrast.used is False
+
+
+def test_contrast_header_followed_by_an_allergy_is_not_use(check):
+    r = check("L4-L5 ILESI under fluoroscopy.\nCONTRAST: Documented anaphylaxis to iodinated contrast; no contrast "
+              "was injected.")
+    assert r.record.contrast.used is False
+
+
+def test_in_family_epidural_without_an_approach_word_is_interlaminar(check):
+    r = check("18g Tuohy left paramedian into the lumbar epidural space with LOR under fluoroscopy AP and lateral. "
+              "Depo-Medrol 80 mg in 2 mL.")
+    assert r.record.approach == "interlaminar"
+
+
+def test_run_together_export_levels_inside_the_indication(check):
+    r = check("PROCEDURE NOTE thoracic epidural catheter. INDICATION: cancer pain. TECHNIQUE landmark, 18g Tuohy "
+              "right paramedian T5-T6, LOR to saline, catheter left in place.")
+    assert r.record.levels == ["T5-T6"]
+
+
+def test_post_header_with_only_a_pain_score_is_not_a_disposition(check):
+    body = "L4-L5 ILESI under fluoroscopy. No complications.\n"
+    assert check(body + "Post: NRS 4/10").record.post_procedure_assessment is False
+    assert check(body + "Post: NRS 2/10, BP 120/70, back to room.").record.post_procedure_assessment is True

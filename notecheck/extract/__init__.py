@@ -45,8 +45,10 @@ def extract(doc: Doc, patterns_folder: Path) -> ExtractionResult:
 
     region, levels, multiple_regions = anatomy.extract_region_and_levels(x, proc.approach)
     approach = proc.approach
-    if proc.in_family and approach is None and any("-" in lvl for lvl in levels):
-        approach = "interlaminar"  # an interspace entered for an epidural that is not caudal or transforaminal
+    if proc.in_family and approach is None:
+        # In this family an epidural that is not caudal is interlaminar ("18g Tuohy into the lumbar
+        # epidural space with LOR"); transforaminal and the others are out of family.
+        approach = "interlaminar"
     diagnoses = documentation.extract_diagnoses(x, region)
     record = ProcedureRecord(
         procedure=None,

@@ -3,7 +3,8 @@
 The level where the needle went outranks levels cited from imaging or the diagnosis, and the
 technique outranks the header: a note titled "Lumbar epidural" whose technique enters C7-T1 is
 cervical. Ranks: 3 = technique section or a sentence describing needle work, 2 = procedure header or
-other prose, 0 = indication/diagnosis/imaging/history context (never decides the region).
+other prose, 1 = needle work inside a context section (run-together exports), 0 = indication/diagnosis/
+imaging/history context (never decides the region).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ _REGION_GROUP = {"cervical": "cervical_thoracic", "thoracic": "cervical_thoracic
 
 
 def _rank(x: Extraction, m: Mention) -> int:
-    if m.section in _CONTEXT_SECTIONS:
-        return 0
     sentence_labels = {o.label for o in x.view.in_sentence(m.sentence, "IMAGING_STUDY", "DIAGNOSIS", "CONTRAST",
                                                            "CATHETER")}
     sentence = x.view.sentence_text(m.sentence)
     action = bool(x.cues.procedure_action.search(sentence))
+    if m.section in _CONTEXT_SECTIONS:
+        # A run-together export ("INDICATION: ... TECHNIQUE ... 18g Tuohy right paramedian T5-T6, LOR")
+        # leaves the needle work inside a context section: it still outranks nothing-at-all.
+        return 1 if action and "IMAGING_STUDY" not in sentence_labels and "DIAGNOSIS" not in sentence_labels else 0
     if "IMAGING_STUDY" in sentence_labels and not action:
         return 0
     before = x.view.text[max(0, m.start - 40):m.start]
@@ -61,7 +64,11 @@ def extract_region_and_levels(x: Extraction, approach: str | None) -> tuple[str 
     top = max((rank for rank, _ in level_mentions), default=0)
     levels: list[str] = []
     for rank, m in level_mentions:
-        if rank == top:
+        # Caudal entry is through the sacral hiatus; levels named are where the catheter tip or the
+        # injectate went, not where the needle entered.
+        if approach == "caudal" and m.meta["level"] != "sacral hiatus":
+            continue
+        if rank == top or approach == "caudal":
             if m.meta["level"] not in levels:
                 levels.append(m.meta["level"])
             x.cite("levels", m)

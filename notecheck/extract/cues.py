@@ -35,6 +35,11 @@ class Cues:
     consent_affirmed: re.Pattern
     consent_not_yet: re.Pattern
     imaging_use: re.Pattern
+    analgesia_other_route: re.Pattern
+    not_therapy_between: re.Pattern
+    duration_onset_after: re.Pattern
+    duration_started_before: re.Pattern
+    pain_score_only: re.Pattern
 
 
 @cache
@@ -64,4 +69,9 @@ def load_cues(folder: Path) -> Cues:
         consent_affirmed=re.compile(data["consent_affirmed"]["after"], re.IGNORECASE),
         consent_not_yet=re.compile(data["consent_affirmed"]["not_yet"], re.IGNORECASE),
         imaging_use=compile_cues(data["imaging_use_cues"]),
+        analgesia_other_route=re.compile(data["analgesia_other_route"], re.IGNORECASE),
+        not_therapy_between=re.compile(data["therapy_duration"]["not_between"], re.IGNORECASE),
+        duration_onset_after=re.compile(data["therapy_duration"]["onset_after"], re.IGNORECASE),
+        duration_started_before=re.compile(data["therapy_duration"]["started_before"], re.IGNORECASE),
+        pain_score_only=re.compile(data["pain_score_only"], re.IGNORECASE),
     )

@@ -8,13 +8,15 @@ from ..record import Diagnosis
 from .context import Extraction
 
 
-def _documented(x: Extraction, label: str, section: str, key: str, allow_negated: bool) -> bool:
+def _documented(x: Extraction, label: str, section: str, key: str, allow_negated: bool,
+                section_filter=lambda sec: True) -> bool:
     # Under the consent header, complication words are the risks that were explained, not outcomes.
     hits = [m for m in x.view.of(label)
             if not (m.hypothetical or m.family or (m.negated and not allow_negated)) and not x.is_blank_field(m)
             and not (label == "COMPLICATIONS" and m.section == "consent")
             and not (label == "DISPOSITION" and (m.historical or m.section == "past_history"))]
-    sections = list(x.filled_sections(section, require_affirmative=(section == "consent")))
+    sections = [sec for sec in x.filled_sections(section, require_affirmative=(section == "consent"))
+                if section_filter(sec)]
     for m in hits:
         x.cite(key, m)
     for sec in sections:
@@ -43,7 +45,12 @@ def extract_complications(x: Extraction) -> bool:
 
 
 def extract_post_procedure_assessment(x: Extraction) -> bool:
-    return _documented(x, "DISPOSITION", "disposition", "post_procedure_assessment", allow_negated=False)
+    # "Post: NRS 4/10" is a pain score, not the patient's status or disposition.
+    def more_than_a_pain_score(sec) -> bool:
+        body = x.view.text[sec.body_start:sec.body_end]
+        return bool(x.cues.pain_score_only.sub("", body).strip(" \t\n,.;:-"))
+    return _documented(x, "DISPOSITION", "disposition", "post_procedure_assessment", allow_negated=False,
+                       section_filter=more_than_a_pain_score)
 
 
 def extract_diagnoses(x: Extraction, region: str | None) -> list[Diagnosis]:
@@ -80,7 +87,9 @@ def extract_indication(x: Extraction, diagnoses: list[Diagnosis]) -> bool:
 
 def extract_imaging_correlation(x: Extraction) -> bool:
     found = False
-    for m in x.view.of("IMAGING_STUDY"):
+    # "CT myelogram shows ..." is a study read for the indication (the literal is the myelography family's).
+    studies = x.view.of("IMAGING_STUDY") + [m for m in x.view.of("OUT_OF_FAMILY") if m.meta["family"] == "myelography"]
+    for m in studies:
         if m.negated or m.hypothetical or m.family:
             continue
         if x.cues.imaging_finding.search(x.view.sentence_text(m.sentence)):
@@ -104,5 +113,7 @@ def extract_pain_context(x: Extraction) -> str | None:
 
 def has_analgesia_purpose(x: Extraction) -> bool:
     """The note says the catheter is for postoperative analgesia ("for post-op pain control")."""
+    # "Postop analgesia by IV PCA" names another route for it: then the epidural is not for analgesia.
     return any(m.meta.get("analgesia_purpose") and not (m.negated or m.hypothetical)
+               and not x.cues.analgesia_other_route.match(x.view.text[m.end:m.end + 30])
                for m in x.view.of("PAIN_CONTEXT"))

@@ -16,6 +16,7 @@ _PRIORITY = ("ct", "fluoroscopy", "ultrasound", "none")
 
 def extract_imaging(x: Extraction) -> str | None:
     found: dict[str, list] = {}
+    denials = _no_imaging_statements(x)
     for m in x.view.of("IMAGING"):
         if m.hypothetical or m.historical or m.uncertain or m.section in ("plan", "past_history"):
             continue
@@ -24,7 +25,7 @@ def extract_imaging(x: Extraction) -> str | None:
             if modality in ("fluoroscopy", "ct", "ultrasound"):
                 found.setdefault("none", []).append(m)
             continue
-        if modality != "none" and _aside_to_no_imaging(x, m):
+        if modality != "none" and _aside_to_no_imaging(x, m, denials):
             continue
         found.setdefault(modality, []).append(m)
     # "Ultrasound-guided ... (fluoroscopy without contrast not offered)": when some modality is said to
@@ -56,20 +57,40 @@ def _coordinated_with(x: Extraction, m, label: str, which=lambda other: True) ->
     return False
 
 
-def _aside_to_no_imaging(x: Extraction, m) -> bool:
-    """"Landmark technique, no fluoroscopy (transport to the fluoro suite is not feasible)": a modality
-    named beside a statement that no imaging was used, with no word saying it guided the needle."""
-    denials = [o for o in x.view.in_sentence(m.sentence, "IMAGING") if o is not m and not o.hypothetical
-               and ((o.meta.get("modality") == "none" and not o.negated)
-                    or (o.negated and o.meta.get("modality") == m.meta["modality"]))]
-    if not denials:
+def _no_imaging_statements(x: Extraction) -> set[frozenset]:
+    """For each statement that imaging was not used, the modalities it names: "landmark technique" names
+    none (it denies them all), "no fluoroscopy" names fluoroscopy, a negated "CT guidance" names CT."""
+    found = set()
+    for o in x.view.of("IMAGING"):
+        if o.hypothetical:
+            continue
+        if o.meta.get("modality") == "none" and not o.negated:
+            said = o.text.lower() + " "
+            found.add(frozenset(mod for mod, words in _MODALITY_WORDS.items() if any(w in said for w in words)))
+        elif o.negated and o.meta.get("modality") != "none":
+            found.add(frozenset([o.meta["modality"]]))
+    return found
+
+
+def _aside_to_no_imaging(x: Extraction, m, denials: set[frozenset]) -> bool:
+    """"Landmark technique, no fluoroscopy (transport to the fluoro suite is not feasible)", "A C-arm was
+    available but was not used ... landmark technique": a modality named in a note that says no imaging
+    (or not this modality) was used, with no word near it saying it guided the needle. "No fluoroscopy"
+    does not deny the ultrasound that guided the needle."""
+    if not any(named <= {m.meta["modality"]} for named in denials):
         return False
     return not _guided(x, m)
 
 
+_MODALITY_WORDS = {"fluoroscopy": ("fluoro", "c-arm", "x-ray"), "ct": ("ct",), "ultrasound": ("ultrasound", "us ")}
+
+
 def _guided(x: Extraction, m) -> bool:
     text = x.view.text
-    near = text[max(0, m.start - 25):m.start] + " " + m.text + " " + text[m.end:m.end + 25]
+    starts = x.view.sentence_starts
+    lo = max(m.start - 25, starts[m.sentence])
+    hi = min(m.end + 25, starts[m.sentence + 1] if m.sentence + 1 < len(starts) else len(text))
+    near = text[lo:m.start] + " " + m.text + " " + text[m.end:hi]
     return bool(x.cues.imaging_use.search(near))
 
 
@@ -77,10 +98,12 @@ def extract_contrast(x: Extraction) -> Contrast:
     view = x.view
     used = [m for m in view.of("CONTRAST") if m.current and m.section != "allergies" and not x.is_blank_field(m)]
     denied = [m for m in used if _coordinated_with_no_imaging(x, m) or _coordinated_with(x, m, "CONTRAST_REASON")]
-    used = [m for m in used if m not in denied]
     omitted = [m for m in view.of("CONTRAST_OMITTED") if m.current]
-    negated_use = [m for m in view.of("CONTRAST") if m.negated and not m.hypothetical] + denied
     reasons = [m for m in view.of("CONTRAST_REASON") if not (m.negated or m.hypothetical or m.family)]
+    # "CONTRAST: anaphylaxis to iodinated contrast; none injected": the header word is not a use.
+    denied += [m for m in used if _header_of(x, m, omitted + reasons)]
+    used = [m for m in used if m not in denied]
+    negated_use = [m for m in view.of("CONTRAST") if m.negated and not m.hypothetical] + denied
     # "Allergies: iodinated contrast" names an allergy, which is a reason to omit contrast.
     reasons += [m for m in view.of("CONTRAST") if m.section == "allergies" and not m.negated]
 
@@ -101,6 +124,16 @@ def extract_contrast(x: Extraction) -> Contrast:
         contrast.omission_reason = near[0].meta.get("reason", "iodinated contrast allergy")
         x.cite("contrast.omission_reason", near[0])
     return contrast
+
+
+def _header_of(x: Extraction, m, others: list) -> bool:
+    """A "Contrast:" label whose line goes on to say none was used or why not."""
+    text = x.view.text
+    if not text[m.end:m.end + 3].lstrip(" \t").startswith(":"):
+        return False
+    line_end = text.find("\n", m.end)
+    line_end = len(text) if line_end < 0 else line_end
+    return any(m.end <= o.start < line_end for o in others)
 
 
 def unsafe_intrathecal_contrast(x: Extraction) -> list:

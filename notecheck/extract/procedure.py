@@ -30,6 +30,9 @@ def extract_procedure(x: Extraction, analgesia_purpose: bool) -> ProcedureFindin
     all_mentions = view.of(*family_labels)
     if not any(m.label not in ("CATHETER", "ANESTHETIC") or "epidural" in m.text.lower() for m in all_mentions):
         return None
+    # (Often written under "Plan:", which makes it look hypothetical; it is still a statement of fact.)
+    if any(not (m.negated or m.family) for m in view.of("NO_PROCEDURE_TODAY")):
+        return ProcedureFinding(False, performed=False)  # "No procedure performed today."
     current = [m for m in all_mentions if m.current and m.section not in ("plan", "past_history")]
     others: dict[str, list] = {}
     for m in current:
