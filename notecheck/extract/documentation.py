@@ -9,14 +9,12 @@ from .context import Extraction
 
 
 def _documented(x: Extraction, label: str, section: str, key: str, allow_negated: bool,
-                section_filter=lambda sec: True) -> bool:
-    # Under the consent header, complication words are the risks that were explained, not outcomes.
+                keep_mention=lambda m: True, keep_section=lambda sec: True) -> bool:
     hits = [m for m in x.view.of(label)
             if not (m.hypothetical or m.family or (m.negated and not allow_negated)) and not x.is_blank_field(m)
-            and not (label == "COMPLICATIONS" and m.section == "consent")
-            and not (label == "DISPOSITION" and (m.historical or m.section == "past_history"))]
+            and keep_mention(m)]
     sections = [sec for sec in x.filled_sections(section, require_affirmative=(section == "consent"))
-                if section_filter(sec)]
+                if keep_section(sec)]
     for m in hits:
         x.cite(key, m)
     for sec in sections:
@@ -40,17 +38,21 @@ def _consent_affirmed(x: Extraction, m) -> bool:
 
 
 def extract_complications(x: Extraction) -> bool:
-    # "no complications" is a statement about complications, so negation does not remove it.
-    return _documented(x, "COMPLICATIONS", "complications", "complications", allow_negated=True)
+    # "no complications" is a statement about complications, so negation does not remove it. Under the
+    # consent header, complication words are the risks that were explained, not outcomes.
+    return _documented(x, "COMPLICATIONS", "complications", "complications", allow_negated=True,
+                       keep_mention=lambda m: m.section != "consent")
 
 
 def extract_post_procedure_assessment(x: Extraction) -> bool:
-    # "Post: NRS 4/10" is a pain score, not the patient's status or disposition.
+    # "Post: NRS 4/10" is a pain score, not the patient's status or disposition; "a prior injection,
+    # tolerated" is about another procedure.
     def more_than_a_pain_score(sec) -> bool:
         body = x.view.text[sec.body_start:sec.body_end]
         return bool(x.cues.pain_score_only.sub("", body).strip(" \t\n,.;:-"))
     return _documented(x, "DISPOSITION", "disposition", "post_procedure_assessment", allow_negated=False,
-                       section_filter=more_than_a_pain_score)
+                       keep_mention=lambda m: not (m.historical or m.section == "past_history"),
+                       keep_section=more_than_a_pain_score)
 
 
 def extract_diagnoses(x: Extraction, region: str | None) -> list[Diagnosis]:

@@ -58,15 +58,15 @@ def _coordinated_with(x: Extraction, m, label: str, which=lambda other: True) ->
 
 
 def _no_imaging_statements(x: Extraction) -> set[frozenset]:
-    """For each statement that imaging was not used, the modalities it names: "landmark technique" names
-    none (it denies them all), "no fluoroscopy" names fluoroscopy, a negated "CT guidance" names CT."""
+    """For each statement that imaging was not used, the modalities it denies: "landmark technique" names
+    none (an empty set: it denies them all), "no fluoroscopy" fluoroscopy (its rule's `denies` metadata),
+    a negated "CT guidance" CT."""
     found = set()
     for o in x.view.of("IMAGING"):
         if o.hypothetical:
             continue
         if o.meta.get("modality") == "none" and not o.negated:
-            said = o.text.lower() + " "
-            found.add(frozenset(mod for mod, words in _MODALITY_WORDS.items() if any(w in said for w in words)))
+            found.add(frozenset(o.meta.get("denies", ())))
         elif o.negated and o.meta.get("modality") != "none":
             found.add(frozenset([o.meta["modality"]]))
     return found
@@ -80,9 +80,6 @@ def _aside_to_no_imaging(x: Extraction, m, denials: set[frozenset]) -> bool:
     if not any(named <= {m.meta["modality"]} for named in denials):
         return False
     return not _guided(x, m)
-
-
-_MODALITY_WORDS = {"fluoroscopy": ("fluoro", "c-arm", "x-ray"), "ct": ("ct",), "ultrasound": ("ultrasound", "us ")}
 
 
 def _guided(x: Extraction, m) -> bool:

@@ -42,7 +42,6 @@ def _not_injectate(x: Extraction, m: Mention, sentence: str) -> bool:
         return False
     # "...despite oral and then subcutaneous opioids (current subcutaneous hydromorphone infusion),
     # dexamethasone": that "infusion" is another route's, not this injection's.
-    text = x.view.text
     return not any(x.cues.injection_verb.search(text[lo:hi]) and not x.cues.other_route_clause.search(text[lo:hi])
                    for lo, hi in _clauses(x, m.sentence))
 
