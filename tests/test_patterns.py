@@ -94,3 +94,23 @@ def test_no_target_literal_is_defined_twice():
             key = rule["literal"].lower()
             assert key not in seen, f"{rule['literal']!r} in {path.name} and {seen[key]}"
             seen[key] = path.name
+
+
+def test_spelling_variants_copy_rules_with_a_suffixed_id():
+    from notecheck.pipeline.rules import misspelled_copies
+
+    rules = [{"literal": "no complications", "category": "COMPLICATIONS", "metadata": {"id": "X-1"}},
+             {"literal": "complicaitons", "category": "COMPLICATIONS", "metadata": {"id": "X-2"}}]
+    copies = misspelled_copies(rules, {"complications": ["complicaitons", "complciations"]})
+    assert [(c["literal"], c["metadata"]["id"]) for c in copies] == [
+        ("no complicaitons", "X-1~complicaitons"), ("no complciations", "X-1~complciations")]
+    assert rules[0]["literal"] == "no complications"  # the source rule is not changed
+
+
+def test_spelling_variants_are_not_words_the_rules_already_define():
+    from notecheck.patterns_path import load_yaml, patterns_dir
+
+    variants = load_yaml(patterns_dir() / "spelling_variants.yaml")["variants"]
+    typos = [t for ts in variants.values() for t in ts]
+    assert len(typos) == len(set(typos))
+    assert not set(typos) & set(variants)

@@ -270,3 +270,93 @@ def test_post_header_with_only_a_pain_score_is_not_a_disposition(check):
     body = "L4-L5 ILESI under fluoroscopy. No complications.\n"
     assert check(body + "Post: NRS 4/10").record.post_procedure_assessment is False
     assert check(body + "Post: NRS 2/10, BP 120/70, back to room.").record.post_procedure_assessment is True
+
+
+# --- round 4 (dev_i..l): drop-downs, prior-injection scores, trauma wording, nested labels ----------------
+
+def no_scores(body: str) -> str:
+    """Like note(), without the base text's own pain scores."""
+    return f"Informed consent was obtained. {body}\nThere were no complications. Discharged home."
+
+
+def test_bracketed_drop_down_values_are_read(check):
+    r = check(no_scores("L5-S1 interlaminar ESI under fluoroscopy. Conservative therapy: physical therapy x [6] weeks.\n"
+                   "Pre-procedure pain (NRS): [8]/10\nSkin anesthetized with [3] mL [1% lidocaine]. "
+                   "Depo-Medrol 80 mg injected.\nPost-procedure pain (NRS): [3]/10"))
+    assert (r.record.pain_scores.pre, r.record.pain_scores.post) == (8, 3)
+    assert r.record.conservative_therapy.weeks == 6
+    lidocaine = next(m for m in r.record.medications if m.name == "lidocaine")
+    assert lidocaine.volume_ml == 3 and lidocaine.concentration == "1%"
+
+
+def test_of_10_scores_and_afterward(check):
+    r = check(no_scores("L4-L5 interlaminar ESI under fluoroscopy. Kenalog 80 mg (2 mL) injected. "
+                   "Pain scores: 8 of 10 before the procedure and 2 of 10 afterward."))
+    assert (r.record.pain_scores.pre, r.record.pain_scores.post) == (8, 2)
+
+
+def test_vas_in_millimetres(check):
+    r = check(no_scores("C7-T1 interlaminar ESI under fluoroscopy. Dexamethasone 10 mg injected.\n"
+                   "Pain: VAS 65 mm pre, 30 mm post (0-100 mm VAS)"))
+    assert (r.record.pain_scores.pre, r.record.pain_scores.post) == (65, 30)
+
+
+def test_scores_of_the_prior_injection_are_not_todays(check):
+    r = check(no_scores("Repeat injection: prior L5-S1 ILESI approximately 7 months ago reduced pain from 8/10 to "
+                   "2/10 lasting 5 months.\nPre-procedure pain: 7/10\nL5-S1 interlaminar ESI under fluoroscopy. "
+                   "Depo-Medrol 80 mg injected.\nPost-procedure pain: 3/10"))
+    assert (r.record.pain_scores.pre, r.record.pain_scores.post) == (7, 3)
+
+
+def test_prior_injection_then_todays_score_in_one_sentence(check):
+    r = check(no_scores("Prior ILESI 6 months ago helped; pain today 6/10. L4-L5 interlaminar ESI under fluoroscopy. "
+                   "Depo-Medrol 80 mg injected."))
+    assert r.record.pain_scores.pre == 6
+
+
+def test_pelvic_fracture_catheter_is_trauma_pain(check):
+    r = check(note("Indication: analgesia for pelvic ring fractures after a motor vehicle collision.\n"
+                   "L2-L3 interlaminar epidural catheter under fluoroscopy, Omnipaque 240 3 mL. Catheter left in "
+                   "place; ropivacaine 0.2% at 8 mL/hr."))
+    assert r.record.pain_context == "trauma"
+    assert finding(r, "conservative_therapy").status == "not_applicable"
+
+
+def test_acute_zoster_told_with_its_onset_is_still_current(check):
+    r = check(note("The patient has acute herpes zoster of the right T7 dermatome, rash onset eleven days ago.\n"
+                   "T7-T8 interlaminar ESI without fluoroscopy, landmark technique. Dexamethasone 10 mg injected."))
+    assert r.record.pain_context == "herpes_zoster"
+    assert finding(r, "conservative_therapy").status == "not_applicable"
+
+
+def test_list_under_an_allergies_header_stays_allergies(check):
+    r = check(note("ALLERGIES:\n- IODINATED CONTRAST: HIVES\n- MORPHINE: ITCHING\n\n"
+                   "L4-L5 interlaminar ESI under fluoroscopy, no contrast given due to allergy. "
+                   "Dexamethasone 10 mg in 1 mL injected."))
+    assert [m.name for m in r.record.medications if m.category not in ("saline", "contrast")] == [
+        "dexamethasone sodium phosphate"]
+
+
+def test_oral_formulation_suffix_is_not_injectate(check):
+    r = check(note("On escalating opioids (oxycodone ER, hydromorphone IR) for 2 months. L4-L5 interlaminar ESI "
+                   "under fluoroscopy. Kenalog 80 mg injected."))
+    assert "hydromorphone" not in [m.name for m in r.record.medications]
+
+
+def test_infusion_rate_after_the_mixture_is_its_rate(check):
+    r = check(note("L2-L3 interlaminar epidural catheter under fluoroscopy, catheter left in place.\n"
+                   "Infusion: Ropivacaine 0.1% + fentanyl 2 mcg/mL; basal 6 mL/hr, demand 4 mL"))
+    fentanyl = next(m for m in r.record.medications if m.name == "fentanyl")
+    assert fentanyl.rate_ml_hr == 6
+    assert finding(r, "medication_dose").status == "met"
+
+
+def test_bare_contrast_word_beside_an_omission_is_not_a_use(check):
+    r = check(note("Because of the anaphylactic contrast history, the procedure was done under fluoroscopy "
+                   "without contrast. L4-L5 interlaminar ESI. Dexamethasone 10 mg injected."))
+    assert r.record.contrast.used is False
+
+
+def test_misspelled_complications_still_count(check):
+    r = check(note("L4-L5 interlaminar ESI under fluoroscopy. Kenalog 80 mg injected. No complicaitons."))
+    assert finding(r, "complications").status == "met"

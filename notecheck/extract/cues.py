@@ -40,6 +40,9 @@ class Cues:
     duration_onset_after: re.Pattern
     duration_started_before: re.Pattern
     pain_score_only: re.Pattern
+    prior_injection_labels: frozenset
+    pain_today: re.Pattern
+    contrast_use: re.Pattern
 
 
 @cache
@@ -74,4 +77,7 @@ def load_cues(folder: Path) -> Cues:
         duration_onset_after=re.compile(data["therapy_duration"]["onset_after"], re.IGNORECASE),
         duration_started_before=re.compile(data["therapy_duration"]["started_before"], re.IGNORECASE),
         pain_score_only=re.compile(data["pain_score_only"], re.IGNORECASE),
+        prior_injection_labels=frozenset(data["pain_prior_injection"]["labels"]),
+        pain_today=re.compile(data["pain_prior_injection"]["today"], re.IGNORECASE),
+        contrast_use=re.compile(data["contrast_use"], re.IGNORECASE),
     )

@@ -103,7 +103,10 @@ def extract_imaging_correlation(x: Extraction) -> bool:
 def extract_pain_context(x: Extraction) -> str | None:
     for m in x.view.of("PAIN_CONTEXT", "DIAGNOSIS"):
         if m.label == "DIAGNOSIS":
-            if m.meta.get("pain_context") and m.current:
+            # "Acute herpes zoster, rash onset eleven days ago": an acute diagnosis is current even
+            # when ConText reads its onset as history.
+            if m.meta.get("pain_context") and (m.current or (m.historical and m.meta.get("acute")
+                                                             and not (m.negated or m.hypothetical))):
                 x.cite("pain_context", m)
                 return m.meta["pain_context"]
             continue

@@ -100,6 +100,12 @@ def extract_contrast(x: Extraction) -> Contrast:
     # "CONTRAST: anaphylaxis to iodinated contrast; none injected": the header word is not a use.
     denied += [m for m in used if _header_of(x, m, omitted + reasons)]
     used = [m for m in used if m not in denied]
+    if omitted:
+        # "planned without contrast ... the anaphylactic contrast history": with an omission stated, a
+        # bare contrast word is a use only where its sentence says contrast was given or seen.
+        omission_sentences = {m.sentence for m in omitted}
+        used = [m for m in used if m.meta.get("agent") or (
+            m.sentence not in omission_sentences and x.cues.contrast_use.search(view.sentence_text(m.sentence)))]
     negated_use = [m for m in view.of("CONTRAST") if m.negated and not m.hypothetical] + denied
     # "Allergies: iodinated contrast" names an allergy, which is a reason to omit contrast.
     reasons += [m for m in view.of("CONTRAST") if m.section == "allergies" and not m.negated]

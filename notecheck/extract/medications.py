@@ -78,8 +78,27 @@ def extract_medications(x: Extraction) -> list[Medication]:
         rates = [q for qs in assigned.values() for q in qs if q.meta["kind"] == "rate"]
         for d in in_sentence:
             _merge(x, by_name, d, assigned[id(d)] + [r for r in rates if r not in assigned[id(d)]])
+    _rates_after_the_mixture(x, drugs_in, quantities_in, by_name)
     _cite_total_volume(x, [q for qs in quantities_in.values() for q in qs])
     return list(by_name.values())
+
+
+def _rates_after_the_mixture(x: Extraction, drugs_in: dict, quantities_in: dict, by_name: dict) -> None:
+    """"Ropivacaine 0.1% + fentanyl 2 mcg/mL; basal 6 mL/hr": a rate told on the same line right after
+    the sentence naming the mixture is that mixture's rate."""
+    text = x.view.text
+    for sentence, qtys in quantities_in.items():
+        rates = [q for q in qtys if q.meta["kind"] == "rate"]
+        if not rates or sentence in drugs_in or sentence - 1 not in drugs_in:
+            continue
+        if "\n" in text[x.view.sentence_starts[sentence - 1]:rates[0].start].rstrip(" \t"):
+            continue
+        for d in drugs_in[sentence - 1]:
+            name = d.meta.get("agent") or d.meta.get("name") or d.text
+            med = by_name.get(name)
+            if med is not None and med.rate_ml_hr is None:
+                med.rate_ml_hr = rates[0].meta["number"]
+                med.evidence.append(rates[0].evidence)
 
 
 # "DMP 80", "dex 10": a bare number right after a steroid is its dose in the lexicon's unit.

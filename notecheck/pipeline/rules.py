@@ -19,7 +19,7 @@ from medspacy.section_detection import Section, Sectionizer, SectionRule
 from medspacy.target_matcher import TargetMatcher, TargetRule
 from spacy.language import Language
 
-from ..patterns_path import load_json, patterns_dir
+from ..patterns_path import load_json, load_yaml, patterns_dir
 from .regex_spans import SPAN_GROUP, doc_text
 from .sentences import sentence_token_starts, token_char_starts
 
@@ -45,10 +45,39 @@ def _folder(patterns_path: str | None) -> Path:
 
 
 def load_target_rules(folder: Path) -> list[TargetRule]:
+    variants = _spelling_variants(folder)
     rules = []
     for path in sorted((folder / "targets").glob("*.json")):
-        rules.extend(TargetRule.from_dict(d) for d in load_json(path)["target_rules"])
+        data = load_json(path)["target_rules"]
+        rules.extend(TargetRule.from_dict(d) for d in data)
+        rules.extend(TargetRule.from_dict(d) for d in misspelled_copies(data, variants))
     return rules
+
+
+def _spelling_variants(folder: Path) -> dict[str, list[str]]:
+    path = folder / "spelling_variants.yaml"
+    return load_yaml(path)["variants"] if path.exists() else {}
+
+
+def misspelled_copies(rules: list[dict], variants: dict[str, list[str]]) -> list[dict]:
+    """Copies of the literal rules with one word misspelled (patterns/spelling_variants.yaml)."""
+    if not variants:
+        return []
+    seen = {d["literal"].lower() for d in rules if "literal" in d}
+    word = re.compile(r"\b(" + "|".join(map(re.escape, variants)) + r")\b", re.IGNORECASE)
+    copies = []
+    for d in rules:
+        if "pattern" in d or "literal" not in d:
+            continue
+        for hit in word.finditer(d["literal"]):
+            for typo in variants[hit.group(1).lower()]:
+                literal = d["literal"][:hit.start()] + typo + d["literal"][hit.end():]
+                if literal.lower() in seen:
+                    continue
+                seen.add(literal.lower())
+                metadata = {**d.get("metadata", {}), "id": f"{d['metadata']['id']}~{typo}"}
+                copies.append({**d, "literal": literal, "metadata": metadata})
+    return copies
 
 
 @Language.factory("notecheck_targets", default_config={"patterns_path": None})
@@ -149,6 +178,9 @@ class SectionsOnly:
             sections.append(Section(None, 0, 0, 0, matches[0][1] if matches else len(doc)))
         text = doc_text(doc)
         token_starts = None
+        # A header on a line of its own ("ALLERGIES:") whose list holds inline labels ("- CONTRAST: hives")
+        # still owns the lines after each label, up to its own paragraph break.
+        outer, outer_end = None, -1
         for i, (match_id, start, end) in enumerate(matches):
             rule = self._matcher.rule_map[doc.vocab.strings[match_id]]
             next_start = matches[i + 1][1] if i + 1 < len(matches) else len(doc)
@@ -158,13 +190,21 @@ class SectionsOnly:
             inline = line_end > 0 and text[body_from:line_end].strip(" \t,.:;-")
             paragraph_end = _LINE_END.search(text, body_from, body_to) if inline else \
                 _PARAGRAPH_BREAK.search(text, body_from, body_to)
+            if not inline:
+                whole = _PARAGRAPH_BREAK.search(text, body_from)
+                outer, outer_end = rule, (whole.start() if whole else len(text))
             if paragraph_end:
                 if token_starts is None:
                     token_starts = token_char_starts(doc)
                 stop = bisect_right(token_starts, paragraph_end.start())
                 sections.append(Section(rule.category, start, end, end, stop, None, rule))
                 if stop < next_start:
-                    sections.append(Section(None, stop, stop, stop, next_start))
+                    if inline and outer is not None and paragraph_end.start() < outer_end:
+                        resume_to = min(next_start, bisect_right(token_starts, outer_end))
+                        sections.append(Section(outer.category, stop, stop, stop, resume_to, None, outer))
+                        stop = resume_to
+                    if stop < next_start:
+                        sections.append(Section(None, stop, stop, stop, next_start))
             else:
                 sections.append(Section(rule.category, start, end, end, next_start, None, rule))
         doc._.sections = sections
