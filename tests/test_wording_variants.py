@@ -360,3 +360,87 @@ def test_bare_contrast_word_beside_an_omission_is_not_a_use(check):
 def test_misspelled_complications_still_count(check):
     r = check(note("L4-L5 interlaminar ESI under fluoroscopy. Kenalog 80 mg injected. No complicaitons."))
     assert finding(r, "complications").status == "met"
+
+
+# --- round 5 (dev_m..p) ----------------------------------------------------------------------------------
+
+def test_procedure_header_family_outranks_an_epidural_discussed_and_deferred(check):
+    r = check(note("Procedure: bilateral L4-L5 medial branch blocks under fluoroscopy.\nThe patient has axial pain "
+                   "only; a caudal ESI was briefly discussed and deferred. Bupivacaine 0.5% 0.5 mL at each target."))
+    assert r.code.cpt is None and r.code.out_of_family == "facet"
+
+
+def test_patient_consents_is_consent(check):
+    r = check("Risks, hematoma and infection discussed; patient consents, form signed. L4-L5 interlaminar ESI "
+              "under fluoroscopy. Kenalog 80 mg injected. No complications. Discharged home.")
+    assert r.record.consent is True
+
+
+def test_mri_finding_side_is_not_the_symptom_side(check):
+    r = check(note("Procedure: RIGHT L4-L5 interlaminar ESI under fluoroscopy.\nMRI: bilateral L4 foraminal "
+                   "narrowing.\nKenalog 80 mg injected."))
+    assert r.record.laterality == "right"
+
+
+def test_abbreviated_side_before_si_joint(check):
+    r = check(note("PROC: R SI JOINT INJECTION, fluoro guided. Kenalog 40 mg injected."))
+    assert r.record.laterality == "right"
+
+
+def test_an_age_is_not_a_duration(check):
+    r = check(note("82-year-old with right L5 radiculopathy despite physical therapy. L4-L5 interlaminar ESI under "
+                   "fluoroscopy. Kenalog 80 mg injected."))
+    assert r.record.conservative_therapy.weeks is None
+
+
+def test_study_finding_on_a_hard_wrapped_line(check):
+    r = check(note("Indication: right T9 radicular pain. CT chest: right T9 rib and vertebral\nbody metastasis "
+                   "into the right T9 foramen.\nT9-T10 interlaminar ESI under fluoroscopy. Kenalog 80 mg injected."))
+    assert r.record.imaging_correlation is True
+
+
+def test_unremarkable_study_is_not_a_correlating_finding(check):
+    r = check(note("Cervical MRI showed no structural lesion to explain her symptoms. C7-T1 interlaminar ESI under "
+                   "fluoroscopy. Dexamethasone 10 mg injected."))
+    assert r.record.imaging_correlation is False
+    r = check(note("MRI showed no central stenosis but a left L5-S1 herniation. L5-S1 interlaminar ESI under "
+                   "fluoroscopy. Kenalog 80 mg injected."))
+    assert r.record.imaging_correlation is True
+
+
+def test_racz_with_hypertonic_saline_is_adhesiolysis(check):
+    r = check(note("Percutaneous epidural adhesiolysis (Racz procedure) via caudal approach under fluoroscopy. "
+                   "Racz catheter steered to the left S1 root; 10% hypertonic saline 10 mL infused."))
+    assert r.code.out_of_family == "adhesiolysis"
+
+
+def test_reaction_to_contrast_told_in_narrative_is_the_omission_reason(check):
+    r = check(note("He has an anaphylactoid reaction (urticaria) to iodinated contrast during a prior cardiac "
+                   "catheterization. Therefore no contrast was administered. L4-L5 interlaminar ESI under "
+                   "fluoroscopy. Kenalog 80 mg injected."))
+    assert r.record.contrast.used is False and r.record.contrast.omission_reason
+    assert finding(r, "contrast").status == "met"
+
+
+def test_contrast_field_with_dot_leaders(check):
+    r = check(note("L4-L5 interlaminar ESI, landmark technique.\nContrast ............. none (no imaging)\n"
+                   "Kenalog 80 mg injected."))
+    assert r.record.contrast.used is False
+    r = check(note("L4-L5 interlaminar ESI under fluoroscopy.\nContrast: no intravascular uptake.\n"
+                   "Kenalog 80 mg injected."))
+    assert r.record.contrast.used is True
+
+
+def test_cancelled_procedure_has_no_imaging(check):
+    r = check("Scheduled: L4-L5 ILESI, left paramedian, fluoro.\nProcedure cancelled today: anticoagulant not "
+              "held. No injection performed.")
+    assert r.code.out_of_family == "no_procedure"
+    assert r.record.imaging is None
+
+
+def test_modality_named_under_consent_is_not_the_guidance(check):
+    r = check("Consent: risks and the limits of ultrasound compared with fluoroscopy were explained; informed "
+              "consent obtained.\nUltrasound-guided C7-T1 interlaminar ESI. Dexamethasone 10 mg injected. "
+              "No complications. Discharged home.")
+    assert r.record.imaging == "ultrasound"
+    assert r.code.cpt == "62320"

@@ -73,6 +73,10 @@ def extract(doc: Doc, patterns_folder: Path) -> ExtractionResult:
         out_of_family=proc.out_of_family,
     )
     record.procedure = _procedure_title(proc.in_family, approach, record.region)
+    if not proc.performed:
+        # "Scheduled: L4-L5 ILESI, fluoro ... cancelled": nothing was guided today.
+        record.imaging = None
+        x.evidence.pop("imaging", None)
     record.evidence = x.evidence
     current = [m for m in x.view.mentions if m.current]
     return ExtractionResult(

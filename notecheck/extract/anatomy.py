@@ -94,12 +94,22 @@ def extract_region_and_levels(x: Extraction, approach: str | None) -> tuple[str 
     return region, levels, len(groups) > 1
 
 
+_SYMPTOM_SIDE_SECTIONS = ("procedure", "indication", "diagnosis")
+_NOT_SYMPTOM_SIDE_SECTIONS = ("imaging_findings", "pain_scores", "disposition")
+
+
 def extract_laterality(x: Extraction) -> str | None:
     # The symptoms' side is the same in the history as today, so historical mentions count here.
     sides = [m for m in x.view.of("LATERALITY")
              if not (m.negated or m.hypothetical or m.family) and m.section not in ("plan", "past_history")]
     for strength in ("approach", "symptom", "weak"):
         chosen = [m for m in sides if m.meta["strength"] == strength]
+        if strength == "symptom":
+            # The side of the complaint is told where the indication is: "bilateral L4 foraminal narrowing"
+            # under the MRI findings, or "strength intact in bilateral lower extremities" after the
+            # injection, are anatomy and exam, not the symptom side.
+            stated = [m for m in chosen if m.section in _SYMPTOM_SIDE_SECTIONS]
+            chosen = stated or [m for m in chosen if m.section not in _NOT_SYMPTOM_SIDE_SECTIONS]
         if chosen:
             values = {m.meta["side"] for m in chosen}
             side = "bilateral" if {"left", "right"} <= values or "bilateral" in values else chosen[0].meta["side"]

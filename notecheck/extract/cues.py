@@ -20,6 +20,7 @@ class Cues:
     level_not_entered: re.Pattern
     catheter_tip: re.Pattern
     imaging_finding: re.Pattern
+    imaging_unremarkable: re.Pattern
     affirmative: re.Pattern
     injectate_total_after: re.Pattern
     injectate_total_before: re.Pattern
@@ -43,6 +44,8 @@ class Cues:
     prior_injection_labels: frozenset
     pain_today: re.Pattern
     contrast_use: re.Pattern
+    contrast_reaction: re.Pattern
+    contrast_field_none: re.Pattern
 
 
 @cache
@@ -57,6 +60,7 @@ def load_cues(folder: Path) -> Cues:
         level_not_entered=compile_cues(data["level_not_entered_cues"]),
         catheter_tip=compile_cues(data["catheter_tip_cues"]),
         imaging_finding=compile_cues(data["imaging_finding_cues"]),
+        imaging_unremarkable=compile_cues(data["imaging_unremarkable"]),
         affirmative=compile_cues(data["affirmative_field_values"]),
         injectate_total_after=compile_cues(data["injectate_total_after"]),
         injectate_total_before=compile_cues(data["injectate_total_before"]),
@@ -80,4 +84,6 @@ def load_cues(folder: Path) -> Cues:
         prior_injection_labels=frozenset(data["pain_prior_injection"]["labels"]),
         pain_today=re.compile(data["pain_prior_injection"]["today"], re.IGNORECASE),
         contrast_use=re.compile(data["contrast_use"], re.IGNORECASE),
+        contrast_reaction=re.compile(data["contrast_reaction"], re.IGNORECASE),
+        contrast_field_none=re.compile(data["contrast_field_none"], re.IGNORECASE),
     )

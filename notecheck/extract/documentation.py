@@ -94,10 +94,20 @@ def extract_imaging_correlation(x: Extraction) -> bool:
     for m in studies:
         if m.negated or m.hypothetical or m.family:
             continue
-        if x.cues.imaging_finding.search(x.view.sentence_text(m.sentence)):
+        told = _study_sentence(x, m.sentence)
+        if x.cues.imaging_finding.search(told) and not x.cues.imaging_unremarkable.search(told):
             x.cite("imaging_correlation", m)
             found = True
     return found
+
+
+def _study_sentence(x: Extraction, index: int) -> str:
+    """The study's sentence, joined with the next line when a hard wrap cut it ("CT: right T9 rib and
+    vertebral\nbody metastasis ...")."""
+    told = x.view.sentence_text(index)
+    if index + 1 < len(x.view.sentence_starts) and told.endswith("\n") and told.rstrip()[-1:].isalnum():
+        told += x.view.sentence_text(index + 1)
+    return told
 
 
 def extract_pain_context(x: Extraction) -> str | None:

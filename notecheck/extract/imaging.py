@@ -18,7 +18,9 @@ def extract_imaging(x: Extraction) -> str | None:
     found: dict[str, list] = {}
     denials = _no_imaging_statements(x)
     for m in x.view.of("IMAGING"):
-        if m.hypothetical or m.historical or m.uncertain or m.section in ("plan", "past_history"):
+        # Under "Consent:" a modality is a risk or alternative discussed ("the limits of ultrasound
+        # compared with fluoroscopy were explained"), not the guidance used.
+        if m.hypothetical or m.historical or m.uncertain or m.section in ("plan", "past_history", "consent"):
             continue
         modality = m.meta["modality"]
         if m.negated or (modality != "none" and _coordinated_with_no_imaging(x, m)):
@@ -95,8 +97,12 @@ def extract_contrast(x: Extraction) -> Contrast:
     view = x.view
     used = [m for m in view.of("CONTRAST") if m.current and m.section != "allergies" and not x.is_blank_field(m)]
     denied = [m for m in used if _coordinated_with_no_imaging(x, m) or _coordinated_with(x, m, "CONTRAST_REASON")]
-    omitted = [m for m in view.of("CONTRAST_OMITTED") if m.current]
-    reasons = [m for m in view.of("CONTRAST_REASON") if not (m.negated or m.hypothetical or m.family)]
+    reactions = [m for m in used if not m.meta.get("agent")
+                 and x.cues.contrast_reaction.search(view.sentence_text(m.sentence))]
+    field_none = [m for m in used if x.cues.contrast_field_none.match(view.text, m.end)]
+    used = [m for m in used if m not in reactions and m not in field_none]
+    omitted = [m for m in view.of("CONTRAST_OMITTED") if m.current] + field_none
+    reasons = [m for m in view.of("CONTRAST_REASON") if not (m.negated or m.hypothetical or m.family)] + reactions
     # "CONTRAST: anaphylaxis to iodinated contrast; none injected": the header word is not a use.
     denied += [m for m in used if _header_of(x, m, omitted + reasons)]
     used = [m for m in used if m not in denied]

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from .context import Extraction
 
 # Substances/procedures that make an epidural-space injection another family, even if interlaminar.
-_OVERRIDING_FAMILIES = ("neurolytic", "blood_patch", "adhesiolysis")
+# Adhesiolysis comes first: its CPT descriptor (62263/62264) includes lysis "using solution injection
+# (eg, hypertonic saline)", so a Racz procedure with hypertonic saline is adhesiolysis, not neurolysis.
+_OVERRIDING_FAMILIES = ("adhesiolysis", "neurolytic", "blood_patch")
 _THECAL_FAMILIES = ("lumbar_puncture", "myelography")
 _OBSTETRIC = ("cesarean", "c-section", "caesarean", "labor", "labour", "delivery")
 
@@ -61,6 +63,13 @@ def extract_procedure(x: Extraction, analgesia_purpose: bool) -> ProcedureFindin
     if thecal and not any(m.label != "SUBARACHNOID" for m in epidural):
         x.cite("approach", *others[thecal[0]])
         return ProcedureFinding(False, approach=thecal[0], out_of_family=sorted(others))
+    # "Procedure: bilateral L4-L5 medial branch blocks ... a caudal ESI was discussed": the procedure header
+    # names what was done; an epidural word elsewhere in the note does not outrank it.
+    named_in_header = [f for f in others if any(m.section == "procedure" for m in others[f])]
+    if approaches and named_in_header and not any(m.section == "procedure" for m in approaches + epidural):
+        fam = min(named_in_header, key=lambda f: others[f][0].start)
+        x.cite("approach", *others[fam])
+        return ProcedureFinding(False, approach=fam, out_of_family=sorted(others))
     if approaches:
         first = next((m for m in approaches if m.meta.get("approach") == "caudal"), approaches[0])
         x.cite("approach", first)
