@@ -17,6 +17,7 @@ from .patterns_path import patterns_dir
 from .pipeline import get_pipeline
 from .record import Finding, NoteResult
 from .requirements import evaluate, load_requirements
+from .spoken_numbers import load_spoken_numbers
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class NoteChecker:
         self.nlp.max_length = MAX_NOTE_CHARS  # spaCy's default (1,000,000) is for parsers; we have none
         self.coding_rules = load_coding_rules(self.folder)
         self.requirements = load_requirements(self.folder / "requirements.yaml")
+        self.spoken_numbers = load_spoken_numbers(self.folder)
 
     def check(self, text: str, note_id: str = "note") -> NoteResult:
         """Check one decoded note. Never raises for bad text: returns status="error" with a reason."""
@@ -60,20 +62,33 @@ class NoteChecker:
         if not batch:
             return
         try:
-            docs = list(self.nlp.pipe(text for _, text in batch))
+            docs = list(self.nlp.pipe(self._readable(text) for _, text in batch))
         except Exception:  # noqa: BLE001 - fall back to one at a time so one bad note fails alone
             yield from (self._one(note_id, text) for note_id, text in batch)
             return
-        for (note_id, _), doc in zip(batch, docs):
-            yield self._result(note_id, doc)
+        for (note_id, text), doc in zip(batch, docs):
+            yield self._result(note_id, doc, text)
+
+    def _readable(self, text: str) -> str:
+        """The text the pipeline reads: spoken numbers as digits, same length (notecheck.spoken_numbers)."""
+        return self.spoken_numbers.digits_for_words(text)
 
     def _one(self, note_id: str, text: str) -> NoteResult:
         try:
-            return self._result(note_id, self.nlp(text))
+            return self._result(note_id, self.nlp(self._readable(text)), text)
         except Exception as exc:  # noqa: BLE001
             return _internal_error(note_id, exc)
 
-    def _result(self, note_id: str, doc) -> NoteResult:
+    def _result(self, note_id: str, doc, original: str) -> NoteResult:
+        result = self._checked(note_id, doc)
+        if doc.text is original or doc.text == original or result.record is None:
+            return result
+        try:
+            return NoteResult.model_validate(_quote_original(result.model_dump(), original, doc.text))
+        except Exception as exc:  # noqa: BLE001
+            return _internal_error(note_id, exc)
+
+    def _checked(self, note_id: str, doc) -> NoteResult:
         try:
             extraction = extract(doc, self.folder)
             if extraction.record is None:
@@ -87,6 +102,23 @@ class NoteChecker:
             return NoteResult(note_id=note_id, status="ok", record=record, code=code, findings=findings)
         except Exception as exc:  # noqa: BLE001 - a bug on one note must not stop a batch
             return _internal_error(note_id, exc)
+
+
+def _quote_original(data, original: str, read: str):
+    """Evidence quotes the note as written ("eight out of ten"), not the digits the pipeline read; a span
+    that ended inside the padding of a spoken number ("8     out of 10 ") takes in the rest of the word."""
+    if isinstance(data, dict):
+        if data.keys() == {"start", "end", "text"}:
+            start, end = data["start"], data["end"]
+            while 0 < start < len(original) and original[start - 1].isalnum() and read[start - 1] == " ":
+                start -= 1
+            while end < len(original) and original[end].isalnum() and read[end] == " ":
+                end += 1
+            return {"start": start, "end": end, "text": original[start:end]}
+        return {key: _quote_original(value, original, read) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_quote_original(item, original, read) for item in data]
+    return data
 
 
 def _internal_error(note_id: str, exc: Exception) -> NoteResult:

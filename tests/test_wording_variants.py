@@ -444,3 +444,79 @@ def test_modality_named_under_consent_is_not_the_guidance(check):
               "No complications. Discharged home.")
     assert r.record.imaging == "ultrasound"
     assert r.code.cpt == "62320"
+
+
+# --- round 6 (dev_q..t): speech-recognition exports, checkboxes, blank labels on a run-together line -----
+
+def test_spoken_numbers_are_read_and_quoted_as_written(check):
+    text = ("LUMBAR EPIDURAL STEROID INJECTION consent obtained pain today eight out of ten under fluoroscopy "
+            "at L four five via left para median approach one percent lidocaine two CC to skin then "
+            "dexamethasone ten milligrams one CC injected no complications pain after two out of ten discharged home")
+    r = check(text)
+    assert r.record.levels == ["L4-L5"] and r.code.cpt == "62323"
+    assert (r.record.pain_scores.pre, r.record.pain_scores.post) == (8, 2)
+    dex = next(m for m in r.record.medications if m.name == "dexamethasone sodium phosphate")
+    assert (dex.dose, dex.unit, dex.volume_ml) == (10, "mg", 1)
+    assert r.record.laterality == "left"
+    assert "eight out of ten" in [e.text for e in r.record.evidence["pain_scores.pre"]]
+
+
+def test_spoken_decimals_rates_and_levels_across_regions(check):
+    r = check(note("Thoracic epidural catheter at T seven T eight under fluoroscopy, catheter left in place. "
+                   "Infusion zero point one percent bupivacaine at six CC per hour."))
+    assert r.record.levels == ["T7-T8"]
+    bupi = next(m for m in r.record.medications if m.name == "bupivacaine")
+    assert (bupi.concentration, bupi.rate_ml_hr) == ("0.1%", 6)
+
+
+def test_spoken_number_words_that_are_not_quantities_stay(check):
+    from notecheck.patterns_path import patterns_dir
+    from notecheck.spoken_numbers import load_spoken_numbers
+
+    spoken = load_spoken_numbers(patterns_dir())
+    text = "No one else; seventy eight year old; zero point two five percent"
+    shadow = spoken.digits_for_words(text)
+    assert len(shadow) == len(text)
+    assert shadow.startswith("No one else; 78") and "0.25" in shadow
+    assert spoken.digits_for_words("L4-5, 80 mg") == "L4-5, 80 mg"
+
+
+def test_levels_without_a_dash(check):
+    r = check(note("L4 L5 interlaminar ESI under fluoroscopy. Kenalog 80 mg injected."))
+    assert r.record.levels == ["L4-L5"]
+    r = check(note("L5-S1 interlaminar ESI under fluoroscopy, needle at L5 5 cm depth. Kenalog 80 mg injected."))
+    assert r.record.levels == ["L5-S1"]
+
+
+def test_dictated_headers_without_colons_end_a_negation(check):
+    r = check("history of no relief from pills PROCEDURE under fluoroscopy L4-L5 interlaminar epidural with "
+              "Omnipaque two CC and Kenalog eighty milligrams two CC consent obtained no complications")
+    assert r.record.imaging == "fluoroscopy"
+    assert r.record.contrast.used is True
+
+
+def test_unticked_template_boxes_are_not_choices(check):
+    r = check(note("L4-L5 interlaminar ESI.\nGuidance:  [ ] Fluoroscopy   [X] Ultrasound   [ ] CT   [ ] Landmark\n"
+                   "Contrast:  [ ] Omnipaque   [X] None - iodinated contrast allergy\nKenalog 80 mg injected."))
+    assert r.record.imaging == "ultrasound" and r.code.cpt == "62322"
+    assert r.record.contrast.used is False
+
+
+def test_blank_label_on_a_run_together_line_owns_only_its_blank(check):
+    r = check("Procedure: cervical ILESI C6-C7. Consent: ___ . Pt prone, C-arm, 18g Crawford needle at C6-C7 under "
+              "AP then CLO views, Omni 240 0.8 mL, Celestone 6 mg injected. No complications. Pain 6/10 pre, 3/10 "
+              "post. Tolerated well, d/c home.")
+    assert r.record.imaging == "fluoroscopy"
+    assert finding(r, "complications").status == "met"
+    assert finding(r, "consent").status == "missing"
+
+
+def test_dictated_period_ends_a_sentence_but_a_period_of_time_does_not(check):
+    r = check("LESI at L five S one under fluoroscopy period prior ILESI gave sixty percent relief period "
+              "pain today seven out of ten period Omni two forty two CC showed epidural spread period "
+              "DMP eighty milligrams injected period no complications period pain after two out of ten period "
+              "failed PT for a period of eight weeks")
+    assert r.record.levels == ["L5-S1"] and r.code.cpt == "62323"
+    assert r.record.contrast.used is True
+    assert r.record.pain_scores.pre == 7
+    assert r.record.conservative_therapy.weeks == 8

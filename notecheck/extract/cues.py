@@ -46,6 +46,7 @@ class Cues:
     contrast_use: re.Pattern
     contrast_reaction: re.Pattern
     contrast_field_none: re.Pattern
+    consent_discussion: re.Pattern
 
 
 @cache
@@ -86,4 +87,5 @@ def load_cues(folder: Path) -> Cues:
         contrast_use=re.compile(data["contrast_use"], re.IGNORECASE),
         contrast_reaction=re.compile(data["contrast_reaction"], re.IGNORECASE),
         contrast_field_none=re.compile(data["contrast_field_none"], re.IGNORECASE),
+        consent_discussion=re.compile(data["consent_discussion"], re.IGNORECASE),
     )

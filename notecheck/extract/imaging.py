@@ -18,9 +18,11 @@ def extract_imaging(x: Extraction) -> str | None:
     found: dict[str, list] = {}
     denials = _no_imaging_statements(x)
     for m in x.view.of("IMAGING"):
-        # Under "Consent:" a modality is a risk or alternative discussed ("the limits of ultrasound
-        # compared with fluoroscopy were explained"), not the guidance used.
-        if m.hypothetical or m.historical or m.uncertain or m.section in ("plan", "past_history", "consent"):
+        if m.hypothetical or m.historical or m.uncertain or m.section in ("plan", "past_history"):
+            continue
+        # Under "Consent:" a modality told with the risks is an alternative explained ("the limits of
+        # ultrasound compared with fluoroscopy were explained"), not the guidance used.
+        if m.section == "consent" and x.cues.consent_discussion.search(x.view.sentence_text(m.sentence)):
             continue
         modality = m.meta["modality"]
         if m.negated or (modality != "none" and _coordinated_with_no_imaging(x, m)):

@@ -85,6 +85,10 @@ class NoteView:
         return [s for s in self.sections if s.category == category]
 
 
+# A template choice left unticked ("[ ] Fluoroscopy   [X] Ultrasound", "☐ Consent signed") is not said.
+_UNCHECKED_BOX = re.compile(r"(?:\[\s?\]|\(\s?\)|☐|□)[ \t]*$")
+
+
 def view_of(doc: Doc) -> NoteView:
     text = doc_text(doc)
     token_starts = token_char_starts(doc)
@@ -124,7 +128,7 @@ def view_of(doc: Doc) -> NoteView:
                 meta=meta,
                 sentence=bisect_right(sentence_starts, start) - 1,
                 section=section,
-                negated=ext("is_negated"),
+                negated=ext("is_negated") or bool(_UNCHECKED_BOX.search(text, max(0, start - 6), start)),
                 hypothetical=ext("is_hypothetical") or from_section.get("is_hypothetical", False),
                 historical=ext("is_historical") or from_section.get("is_historical", False),
                 uncertain=ext("is_uncertain"),

@@ -49,8 +49,7 @@ def build_pipeline(patterns_path: str | None = None) -> Language:
     """A new pipeline; most callers want `get_pipeline()` instead."""
     nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "notecheck.clinical_tokenizer.v1"}}})
     for name in COMPONENTS:
-        config = {} if name == "notecheck_sentences" else {"patterns_path": patterns_path}
-        nlp.add_pipe(name, config=config)
+        nlp.add_pipe(name, config={"patterns_path": patterns_path})
     return nlp
 
 

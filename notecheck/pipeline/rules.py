@@ -190,16 +190,22 @@ class SectionsOnly:
             inline = line_end > 0 and text[body_from:line_end].strip(" \t,.:;-")
             paragraph_end = _LINE_END.search(text, body_from, body_to) if inline else \
                 _PARAGRAPH_BREAK.search(text, body_from, body_to)
+            cut = paragraph_end.start() if paragraph_end else None
+            # "Consent: ___ . Dx C7 radiculopathy ..." run together on one line: a label left blank owns
+            # only its blank.
+            blank = _BLANK_VALUE.match(text, body_from, body_to)
+            if blank:
+                cut, inline = blank.end(), True
             if not inline:
                 whole = _PARAGRAPH_BREAK.search(text, body_from)
                 outer, outer_end = rule, (whole.start() if whole else len(text))
-            if paragraph_end:
+            if cut is not None:
                 if token_starts is None:
                     token_starts = token_char_starts(doc)
-                stop = bisect_right(token_starts, paragraph_end.start())
+                stop = bisect_right(token_starts, cut)
                 sections.append(Section(rule.category, start, end, end, stop, None, rule))
                 if stop < next_start:
-                    if inline and outer is not None and paragraph_end.start() < outer_end:
+                    if inline and outer is not None and cut < outer_end:
                         resume_to = min(next_start, bisect_right(token_starts, outer_end))
                         sections.append(Section(outer.category, stop, stop, stop, resume_to, None, outer))
                         stop = resume_to
@@ -214,3 +220,4 @@ class SectionsOnly:
 # A blank line after some body text ends a section; an inline label's section ends with its line.
 _PARAGRAPH_BREAK = re.compile(r"(?<=\S)[ \t]*\n[ \t]*\n")
 _LINE_END = re.compile(r"(?<=\S)[ \t]*\n")
+_BLANK_VALUE = re.compile(r"[ \t]*(?:_{2,}|\[[ \t]*\]|\([ \t]*\))[ \t]*[.;,]?(?=[ \t]+\S)")
