@@ -520,3 +520,44 @@ def test_dictated_period_ends_a_sentence_but_a_period_of_time_does_not(check):
     assert r.record.contrast.used is True
     assert r.record.pain_scores.pre == 7
     assert r.record.conservative_therapy.weeks == 8
+
+
+# --- round 7 (dev_u..x): British spelling, inpatient dispositions, coordinated omissions ------------------
+
+def test_british_anaesthetic_record_is_the_anesthesia_family(check):
+    r = check("ANAESTHETIC RECORD - THEATRE 3\nOperation: open inguinal hernia repair.\nAnaesthetic: lumbar "
+              "epidural anaesthesia as the sole anaesthetic technique.\n18g Tuohy L2/3 midline, LOR saline. "
+              "Catheter 4 cm in space. 0.5% bupivacaine 18 mL in divided doses.")
+    assert r.code.cpt is None and r.code.out_of_family == "anesthesia"
+
+
+def test_physio_for_weeks_is_conservative_care(check):
+    r = check(note("Failed 6 weeks of physiotherapy and regular paracetamol. L5/S1 interlaminar ESI under "
+                   "fluoroscopy. Depo-Medrone 80 mg injected."))
+    assert r.record.conservative_therapy.weeks == 6
+
+
+def test_saying_it_is_not_another_family(check):
+    r = check(note("Caudal epidural catheter under fluoroscopy, left in place for infusion. No hyaluronidase or "
+                   "hypertonic saline given; this is not an adhesiolysis procedure. Bupivacaine 0.1% at 6 mL/hr."))
+    assert r.code.out_of_family is None and r.code.cpt == "62327"
+
+
+def test_modality_coordinated_with_a_contrast_omission(check):
+    r = check(note("Ultrasound-guided L4-L5 interlaminar ESI.\nALLERGY: iodinated contrast (hives) - fluoro/contrast "
+                   "not used; ultrasound guidance.\nTriamcinolone 40 mg injected."))
+    assert r.record.imaging == "ultrasound" and r.code.cpt == "62322"
+
+
+def test_after_a_fall_or_a_discussion_is_not_after_the_injection(check):
+    r = check(no_scores("Hip fracture after a ground-level fall. Pain 8/10 with any movement.\nL3-L4 epidural "
+                        "catheter under fluoroscopy, catheter left in place, ropivacaine 0.2% at 8 mL/hr.\n"
+                        "Consent obtained after discussion of risks. 30 min later pain 3/10."))
+    assert (r.record.pain_scores.pre, r.record.pain_scores.post) == (8, 3)
+
+
+def test_inpatient_transfer_is_a_post_procedure_status(check):
+    r = check("Consent obtained. T6/7 thoracic epidural catheter, landmark technique, LOR, catheter left in, "
+              "bupivacaine 0.1% at 6 mL/hr. No complications. 30 min: NRS 2/10, BP 132/78, sensory block T4-T9. "
+              "Obs stable, back to bed space on HDU.")
+    assert finding(r, "post_procedure_assessment").status == "met"

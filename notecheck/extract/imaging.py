@@ -44,13 +44,18 @@ def extract_imaging(x: Extraction) -> str | None:
     return None
 
 
-_COORDINATED = re.compile(r"^\s*(?:,|or|nor|and)\s*(?:iodinated\s+|iv\s+)?$", re.IGNORECASE)
+_COORDINATED = re.compile(r"^\s*(?:,|or|nor|and|/)\s*(?:iodinated\s+|iv\s+)?$", re.IGNORECASE)
 
 
 def _coordinated_with_no_imaging(x: Extraction, m) -> bool:
     """"No fluoroscopy or contrast used": the "no" belongs to a target ("no fluoroscopy"), so ConText
-    cannot reach the contrast; the coordination carries the negation over."""
-    return _coordinated_with(x, m, "IMAGING", lambda other: other.meta.get("modality") == "none")
+    cannot reach the contrast; the coordination carries the negation over. Likewise "fluoro/contrast not
+    used": the omission target after the modality takes it in."""
+    if _coordinated_with(x, m, "IMAGING", lambda other: other.meta.get("modality") == "none"):
+        return True
+    return m.label == "IMAGING" and any(
+        other.start >= m.end and _COORDINATED.match(x.view.text[m.end:other.start])
+        for other in x.view.in_sentence(m.sentence, "CONTRAST_OMITTED"))
 
 
 def _coordinated_with(x: Extraction, m, label: str, which=lambda other: True) -> bool:
