@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .coding import load_coding_rules, suggest_code
 from .extract import extract
+from .extract.mentions import ORIGINAL_TEXT
 from .patterns_path import patterns_dir
 from .pipeline import get_pipeline
 from .record import Finding, NoteResult
@@ -61,13 +62,14 @@ class NoteChecker:
     def _flush(self, batch: list[tuple[str, str]]) -> Iterator[NoteResult]:
         if not batch:
             return
+        readable = [self._readable(text) for _, text in batch]
         try:
-            docs = list(self.nlp.pipe(self._readable(text) for _, text in batch))
+            docs = list(self.nlp.pipe(readable))
         except Exception:  # noqa: BLE001 - fall back to one at a time so one bad note fails alone
             yield from (self._one(note_id, text) for note_id, text in batch)
             return
-        for (note_id, text), doc in zip(batch, docs):
-            yield self._result(note_id, doc, text)
+        for (note_id, text), read, doc in zip(batch, readable, docs):
+            yield self._result(note_id, doc, text, read)
 
     def _readable(self, text: str) -> str:
         """The text the pipeline reads: spoken numbers as digits, same length (notecheck.spoken_numbers)."""
@@ -75,18 +77,15 @@ class NoteChecker:
 
     def _one(self, note_id: str, text: str) -> NoteResult:
         try:
-            return self._result(note_id, self.nlp(self._readable(text)), text)
+            read = self._readable(text)
+            return self._result(note_id, self.nlp(read), text, read)
         except Exception as exc:  # noqa: BLE001
             return _internal_error(note_id, exc)
 
-    def _result(self, note_id: str, doc, original: str) -> NoteResult:
-        result = self._checked(note_id, doc)
-        if doc.text is original or doc.text == original or result.record is None:
-            return result
-        try:
-            return NoteResult.model_validate(_quote_original(result.model_dump(), original, doc.text))
-        except Exception as exc:  # noqa: BLE001
-            return _internal_error(note_id, exc)
+    def _result(self, note_id: str, doc, original: str, read: str) -> NoteResult:
+        if read is not original and read != original:
+            doc.user_data[ORIGINAL_TEXT] = original  # evidence quotes the note as written
+        return self._checked(note_id, doc)
 
     def _checked(self, note_id: str, doc) -> NoteResult:
         try:
@@ -102,23 +101,6 @@ class NoteChecker:
             return NoteResult(note_id=note_id, status="ok", record=record, code=code, findings=findings)
         except Exception as exc:  # noqa: BLE001 - a bug on one note must not stop a batch
             return _internal_error(note_id, exc)
-
-
-def _quote_original(data, original: str, read: str):
-    """Evidence quotes the note as written ("eight out of ten"), not the digits the pipeline read; a span
-    that ended inside the padding of a spoken number ("8     out of 10 ") takes in the rest of the word."""
-    if isinstance(data, dict):
-        if data.keys() == {"start", "end", "text"}:
-            start, end = data["start"], data["end"]
-            while 0 < start < len(original) and original[start - 1].isalnum() and read[start - 1] == " ":
-                start -= 1
-            while end < len(original) and original[end].isalnum() and read[end] == " ":
-                end += 1
-            return {"start": start, "end": end, "text": original[start:end]}
-        return {key: _quote_original(value, original, read) for key, value in data.items()}
-    if isinstance(data, list):
-        return [_quote_original(item, original, read) for item in data]
-    return data
 
 
 def _internal_error(note_id: str, exc: Exception) -> NoteResult:

@@ -80,9 +80,11 @@ def load_spoken_numbers(folder: Path) -> SpokenNumbers:
     number = (rf"(?:{said_as_hundreds}|{one_to_99}(?:\s+{hundred}(?:\s+(?:and\s+)?{one_to_99})?)?"
               rf"(?:\s+{point}(?:\s+(?:{alt(units)}))+)?|{point}(?:\s+(?:{alt(units)}))+)")
     keep = data.get("keep") or []
+    first_letters = "".join(sorted({w[0] for w in [*units, *teens, *tens, point]}))
     return SpokenNumbers(
         values={**units, **teens, **tens},
         units=frozenset(units), teens=frozenset(teens), tens=frozenset(tens),
-        phrase=re.compile(rf"\b{number}\b", re.IGNORECASE),
+        # A leading look-ahead on the words' first letters lets most positions fail at once.
+        phrase=re.compile(rf"(?=[{first_letters}])\b{number}\b", re.IGNORECASE),
         keep=re.compile(r"\b(?:" + "|".join(map(re.escape, keep)) + r")\b", re.IGNORECASE) if keep else None,
     )

@@ -22,7 +22,11 @@ class Extraction:
             self._add(key, m.start, m.end, lambda m=m: m.evidence)
 
     def cite_span(self, key: str, start: int, end: int) -> None:
-        self._add(key, start, end, lambda: Evidence(start=start, end=end, text=self.view.text[start:end]))
+        self._add(key, start, end, lambda: self._quoted(start, end))
+
+    def _quoted(self, start: int, end: int) -> Evidence:
+        start, end, text = self.view.quote(start, end)
+        return Evidence(start=start, end=end, text=text)
 
     def _add(self, key: str, start: int, end: int, make) -> None:
         if (key, start, end) not in self._cited:

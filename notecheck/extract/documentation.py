@@ -67,7 +67,7 @@ def extract_diagnoses(x: Extraction, region: str | None) -> list[Diagnosis]:
         name = m.meta["name"]
         code_here = code_in_sentence.get(m.sentence)
         icd10 = code_here.meta["code"] if code_here else (m.meta.get("icd10_by_region") or {}).get(region or "")
-        dx = diagnoses.setdefault(name, Diagnosis(text=m.text, icd10=icd10))
+        dx = diagnoses.setdefault(name, Diagnosis(text=m.evidence.text, icd10=icd10))
         dx.evidence.append(m.evidence)
         if code_here and code_here.evidence not in dx.evidence:
             dx.evidence.append(code_here.evidence)

@@ -115,7 +115,8 @@ def _merge(x: Extraction, by_name: dict, drug: Mention, qtys: list[Mention]) -> 
         bare = _BARE_NUMBER.match(x.view.text, drug.end)
         if bare:
             med.dose, med.unit = float(bare.group(1)), bare_unit
-            med.evidence.append(Evidence(start=bare.start(1), end=bare.end(1), text=bare.group(1)))
+            start, end, quote = x.view.quote(bare.start(1), bare.end(1))
+            med.evidence.append(Evidence(start=start, end=end, text=quote))
     for q in qtys:
         kind, number, unit = q.meta["kind"], q.meta["number"], q.meta["unit"]
         if kind == "dose" and med.dose is None:

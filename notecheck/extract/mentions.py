@@ -34,6 +34,9 @@ class Mention:
     historical: bool = False
     uncertain: bool = False
     family: bool = False
+    # The note as written, where the pipeline read spoken numbers as digits (notecheck.spoken_numbers):
+    # (start, end, text) of the evidence to quote. None: quote `text` at start:end.
+    quoted: tuple[int, int, str] | None = None
 
     @property
     def current(self) -> bool:
@@ -42,6 +45,9 @@ class Mention:
 
     @cached_property
     def evidence(self) -> Evidence:
+        if self.quoted is not None:
+            start, end, text = self.quoted
+            return Evidence(start=start, end=end, text=text)
         return Evidence(start=self.start, end=self.end, text=self.text)  # faster than model_construct here
 
 
@@ -55,10 +61,23 @@ class SectionSpan:
 
 @dataclass
 class NoteView:
-    text: str
+    text: str                  # what the pipeline read (spoken numbers as digits, same length)
     mentions: list[Mention]
     sentence_starts: list[int]
     sections: list[SectionSpan] = field(default_factory=list)
+    original: str = ""         # the note as written, for quoting evidence; "" when it is `text`
+
+    def quote(self, start: int, end: int) -> tuple[int, int, str]:
+        """The evidence for start:end in the note as written: a span ending inside a spoken number's
+        padding ("8     out of 10 " read for "eight out of ten") takes in the rest of the word."""
+        if not self.original:
+            return start, end, self.text[start:end]
+        note, read = self.original, self.text
+        while 0 < start < len(note) and note[start - 1].isalnum() and read[start - 1] == " ":
+            start -= 1
+        while end < len(note) and note[end].isalnum() and read[end] == " ":
+            end += 1
+        return start, end, note[start:end]
 
     def __post_init__(self) -> None:
         # Indexes, so that per-mention look-ups stay linear on a 2 MB note with 100,000 mentions.
@@ -84,6 +103,9 @@ class NoteView:
     def section_bodies(self, category: str) -> list[SectionSpan]:
         return [s for s in self.sections if s.category == category]
 
+
+# doc.user_data key of the note as written, when the pipeline read another text of the same length.
+ORIGINAL_TEXT = "notecheck_original_text"
 
 # A template choice left unticked ("[ ] Fluoroscopy   [X] Ultrasound", "☐ Consent signed") is not said.
 _UNCHECKED_BOX = re.compile(r"(?:\[\s?\]|\(\s?\)|☐|□)[ \t]*$")
@@ -137,7 +159,13 @@ def view_of(doc: Doc) -> NoteView:
         )
     mentions.sort(key=lambda m: (m.start, m.end))
     _inherit_procedure_assertions(mentions)
-    return NoteView(text, mentions, sentence_starts, [sec for sec in sections if sec.category])
+    view = NoteView(text, mentions, sentence_starts, [sec for sec in sections if sec.category])
+    original = data.get(ORIGINAL_TEXT)
+    if original is not None and original != text:
+        view.original = original
+        for m in mentions:
+            m.quoted = view.quote(m.start, m.end)
+    return view
 
 
 # Mentions that describe how a procedure was done take that procedure's time: in "s/p L4-L5 ILESI

@@ -8,7 +8,7 @@ always rebuilt from patterns/ (see ../shared/reference/ecosystem.md §0.8).
 
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from pathlib import Path
 
@@ -181,6 +181,7 @@ class SectionsOnly:
         # A header on a line of its own ("ALLERGIES:") whose list holds inline labels ("- CONTRAST: hives")
         # still owns the lines after each label, up to its own paragraph break.
         outer, outer_end = None, -1
+        breaks = None  # paragraph-break offsets, found once per note when a header needs them
         for i, (match_id, start, end) in enumerate(matches):
             rule = self._matcher.rule_map[doc.vocab.strings[match_id]]
             next_start = matches[i + 1][1] if i + 1 < len(matches) else len(doc)
@@ -197,8 +198,10 @@ class SectionsOnly:
             if blank:
                 cut, inline = blank.end(), True
             if not inline:
-                whole = _PARAGRAPH_BREAK.search(text, body_from)
-                outer, outer_end = rule, (whole.start() if whole else len(text))
+                if breaks is None:
+                    breaks = [m.start() for m in _PARAGRAPH_BREAK.finditer(text)]
+                after = bisect_left(breaks, body_from)
+                outer, outer_end = rule, (breaks[after] if after < len(breaks) else len(text))
             if cut is not None:
                 if token_starts is None:
                     token_starts = token_char_starts(doc)

@@ -44,7 +44,8 @@ def _spoken_headers(folder: Path) -> re.Pattern | None:
     titles = sorted((t for t in titles if len(t) >= 4 and re.fullmatch(r"[A-Z][A-Z /-]+", t)), key=len, reverse=True)
     if not titles:
         return None
-    return re.compile(r"(?<=[a-z0-9,)] )(?=(?:" + "|".join(map(re.escape, titles)) + r")\s+[a-z])")
+    # (?=[A-Z]{4}) first: most positions fail there at once, before the look-behind and the alternation.
+    return re.compile(r"(?=[A-Z]{4})(?<=[a-z0-9,)] )(?=(?:" + "|".join(map(re.escape, titles)) + r")\s+[a-z])")
 
 
 def split_sentences(doc: Doc, headers: re.Pattern | None = None) -> Doc:
