@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None, checker_factory: CheckerFactory | None =
             return EXIT_COMPLETE
         if args.command == "eval":
             return _run_eval(args, checker_factory or _default_checker_factory, sys.stdout, sys.stderr)
+        if args.command == "audit":
+            return _run_audit(args, sys.stderr)
         return _run_check(args, checker_factory or _default_checker_factory, sys.stdout, sys.stderr)
     except BrokenPipeError:
         # The reader went away (`notecheck check ... | head`): stop quietly, not with a traceback.
@@ -103,7 +105,64 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--min-code-accuracy", type=float, default=0.0, metavar="X")
     ev.add_argument("--min-field-accuracy", type=float, default=0.0, metavar="X")
     ev.add_argument("--min-requirement-f1", type=float, default=0.0, metavar="X")
+    _add_audit_parser(sub)
     return parser
+
+
+def _add_audit_parser(sub) -> None:
+    au = sub.add_parser(
+        "audit", help="audit a note export (folder, CSV, JSONL, FHIR) into an output folder",
+        description="Check every note of an export and write results.jsonl, findings.csv, summary.json and "
+        "report.html into --out, with a history of encounters across audits (SQLite). Exit 0 every note "
+        "complete; 1 some notes incomplete or in error; 2 usage error or an unreadable source.")
+    au.add_argument("source", metavar="SOURCE",
+                    help="folder of .txt notes (recursive), CSV/TSV, JSONL, FHIR NDJSON of DocumentReference, "
+                    "or a FHIR Bundle JSON")
+    au.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
+    for name, what in (("text", "note text"), ("id", "note id"), ("patient", "patient id"),
+                       ("date", "date of service"), ("billed", "billed CPT code(s) and modifiers")):
+        au.add_argument(f"--{name}-col", metavar="NAME", default=None,
+                        help=f"column or field holding the {what} (default: auto-detected)")
+    au.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+                    help="worker processes (default: number of cores)")
+    au.add_argument("--resume", action="store_true",
+                    help="continue an interrupted audit in --out, skipping notes already done")
+    au.add_argument("--db", metavar="PATH", default=None,
+                    help="history database shared across audits (default: DIR/history.sqlite)")
+    au.add_argument("--quiet", action="store_true", help="no progress bar and no per-note error lines")
+    au.add_argument("--max-bytes", type=_positive_int, default=MAX_NOTE_BYTES, metavar="N",
+                    help=f"reject notes larger than N bytes (default: {MAX_NOTE_BYTES})")
+
+
+def _run_audit(args: argparse.Namespace, err: TextIO) -> int:
+    from pathlib import Path
+
+    from .audit import AuditSetupError, SourceError, SourceOptions, run_audit
+
+    options = SourceOptions(text_col=args.text_col, id_col=args.id_col, patient_col=args.patient_col,
+                            date_col=args.date_col, billed_col=args.billed_col, max_bytes=args.max_bytes)
+    try:
+        result = run_audit(Path(args.source), Path(args.out), options=options, jobs=args.jobs,
+                           resume=args.resume, db_path=Path(args.db) if args.db else None, quiet=args.quiet)
+    except (SourceError, AuditSetupError) as exc:
+        print(f"notecheck: error: {exc}", file=err)
+        return EXIT_USAGE
+    except RuntimeError as exc:   # workers that cannot run at all; what was done is saved for --resume
+        print(f"notecheck: error: {exc}", file=err)
+        return EXIT_INCOMPLETE
+    except OSError as exc:
+        # The output folder or the history file: a path the user chose, so its name is safe to show.
+        print(f"notecheck: error: {getattr(exc, 'filename', None) or args.out}: {exc.strerror or type(exc).__name__}",
+              file=err)
+        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - a bug: its message could quote a note, so the type only
+        print(f"notecheck: error: audit failed ({type(exc).__name__}); results so far are in {args.out}, "
+              "--resume continues them", file=err)
+        return EXIT_INCOMPLETE
+    if result.notes_read == 0:
+        print(f"notecheck: error: no notes found in {args.source}", file=err)
+        return EXIT_USAGE
+    return result.exit_status
 
 
 def _positive_int(value: str) -> int:

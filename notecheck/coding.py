@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from .extract import ExtractionResult
 from .patterns_path import load_yaml
 from .record import CodeNote, CodeSuggestion, Evidence, ProcedureRecord, RationaleStep
+
+if TYPE_CHECKING:  # the code picker needs no spaCy: a batch audit's main process never loads it
+    from .extract import ExtractionResult
 
 
 class DecisionRow(BaseModel):

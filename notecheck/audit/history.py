@@ -1,0 +1,283 @@
+"""History across encounters: an SQLite file of derived facts per note, and the findings that need it.
+
+An auditor's exports arrive over months; the frequency and repeat-injection rules (rules.md §3.5-§3.6)
+can only be checked against earlier encounters, so every audited note leaves its facts here: patient,
+date of service, region group, levels, code or family, and whether it documents the response to a prior
+injection. Never the note text: the database outlives the audit output, so it keeps only the few short
+cited spans (a level, "60% relief", "for 3 months") that a finding shows as its evidence.
+
+Thresholds come from a payer profile (patterns/profiles/*.yaml, `extends:` another profile); sessions are
+dates of service, so two notes of one visit count once and re-recording a note id replaces its facts.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from ..patterns_path import load_yaml, patterns_dir
+from . import prior_response
+from .history_rules import HistoryFindings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PROFILE = "medicare"
+SCHEMA_VERSION = "1"
+# Commit at least this often: one transaction per note would cost ~40 us each (5 s per 100k notes).
+COMMIT_EVERY_NOTES = 500
+COMMIT_EVERY_SECONDS = 1.0
+_LEVEL_REGION = {"C": "cervical", "T": "thoracic", "L": "lumbar", "S": "sacral"}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS notes (
+    note_id TEXT PRIMARY KEY,
+    patient_id TEXT,
+    service_date TEXT,
+    status TEXT NOT NULL,
+    code TEXT,
+    family TEXT,
+    counted INTEGER NOT NULL,
+    says_repeat INTEGER NOT NULL,
+    relief_percent REAL,
+    relief_days REAL,
+    relief_ongoing INTEGER NOT NULL,
+    evidence TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sessions (
+    note_id TEXT NOT NULL,
+    region_group TEXT NOT NULL,
+    patient_id TEXT NOT NULL,
+    service_date TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    levels TEXT NOT NULL,          -- comma-separated, e.g. "L4-L5,L5-S1"
+    PRIMARY KEY (note_id, region_group)
+) WITHOUT ROWID;
+-- Serves every history query: by patient, then region group (at most two), then date.
+CREATE INDEX IF NOT EXISTS sessions_patient_region_date ON sessions (patient_id, region_group, service_date);
+"""
+
+
+def load_profile(name_or_path: str | None = None) -> dict:
+    """A payer profile by name (patterns/profiles/<name>.yaml) or path, with `extends:` resolved.
+
+    Raises ValueError naming the profile when it is missing, malformed or extends itself."""
+    return _load_profile(str(name_or_path or DEFAULT_PROFILE), None, ())
+
+
+def _load_profile(name: str, base_dir: Path | None, seen: tuple[Path, ...]) -> dict:
+    path = _find_profile(name, base_dir)
+    if path in seen:
+        raise ValueError(f"payer profile {name!r}: 'extends' loops back to {path.name}")
+    try:
+        data = copy.deepcopy(load_yaml(path))  # the loader caches: never mutate what it returns
+    except Exception as exc:  # noqa: BLE001 - yaml.YAMLError, OSError, UnicodeDecodeError
+        raise ValueError(f"payer profile {name!r} ({path}): cannot be read ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"payer profile {name!r} ({path}): not a mapping")
+    parent = data.pop("extends", None)
+    if parent:
+        data = _merge(_load_profile(str(parent), path.parent, seen + (path,)), data)
+    return data
+
+
+def _find_profile(name: str, base_dir: Path | None) -> Path:
+    as_path = Path(name)
+    profiles = patterns_dir() / "profiles"
+    if as_path.suffix in (".yaml", ".yml") or len(as_path.parts) > 1:
+        candidates = [as_path] + ([base_dir / as_path] if base_dir and not as_path.is_absolute() else [])
+    else:
+        candidates = [d / f"{name}.yaml" for d in (base_dir, profiles) if d is not None]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    raise ValueError(f"payer profile {name!r} not found (looked for {', '.join(str(c) for c in candidates)})")
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+@dataclass
+class _Facts:
+    status: str
+    code: str | None
+    family: str | None
+    counted: bool
+    groups: dict[str, list[str]]   # region group -> levels in it
+    kind: str                      # "interlaminar" (incl. caudal) or "transforaminal"
+    response: prior_response.PriorResponse
+    evidence: dict[str, list[dict]]
+
+
+class History:
+    """Cross-encounter history in one SQLite file (WAL mode; one writer, the audit's main process)."""
+
+    def __init__(self, db_path: Path, profile: dict | None = None) -> None:
+        self.profile = profile if profile is not None else load_profile()
+        self.rules = HistoryFindings(self.profile)
+        self.region_groups: dict[str, str] = load_yaml(patterns_dir() / "coding.yaml")["region_groups"]
+        self.cues = prior_response.load_cues()
+        self.db_path = Path(db_path)
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(self.db_path), timeout=30, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        try:
+            self._open()
+        except sqlite3.DatabaseError as exc:  # e.g. --db pointed at a file that is not SQLite
+            self.conn.close()
+            raise ValueError(f"history database {self.db_path}: cannot be used ({exc})") from None
+        self._pending = 0
+        self._last_commit = time.monotonic()
+
+    def _open(self) -> None:
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL survives a killed process (only a power cut can lose the last commits).
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        # The index is written in patient order, not insertion order: a 2 MB page cache thrashes past ~50k
+        # notes. 64 MB keeps 100k+ notes' pages in memory.
+        self.conn.execute("PRAGMA cache_size=-65536")
+        self.conn.executescript(_SCHEMA)
+        version = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if version is None:
+            self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        elif version[0] != SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(f"schema version {version[0]}, this notecheck writes version "
+                                        f"{SCHEMA_VERSION}; use a new --db file")
+
+    # -- writing ---------------------------------------------------------------------------------
+    def record(self, result: dict, text: str | None, patient_id: str | None, service_date: str | None) -> None:
+        """Store (or replace) one note's derived facts. The text is read for cues, never stored."""
+        self._write([self._row(result, text, patient_id, service_date)])
+        if self._pending >= COMMIT_EVERY_NOTES or time.monotonic() - self._last_commit > COMMIT_EVERY_SECONDS:
+            self.commit()
+
+    def record_many(self, items: Iterable[tuple[dict, str | None, str | None, str | None]]) -> int:
+        """record() for each (result, text, patient_id, service_date), then commit: call it once per chunk
+        of results, before writing that chunk's output, so whatever a resumed run skips is in the history."""
+        rows = [self._row(*item) for item in items]
+        self._write(rows)
+        self.commit()
+        return len(rows)
+
+    def _row(self, result: dict, text: str | None, patient_id: str | None, service_date: str | None) -> tuple:
+        note_id = str(result.get("note_id"))
+        try:
+            facts = self._facts(result, text)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            # A malformed result must not stop the audit: keep the note, uncounted, and say which one.
+            log.warning("note %s: history facts not derived (%s); not counted", note_id, type(exc).__name__)
+            facts = _Facts("error", None, None, False, {}, "interlaminar", prior_response.PriorResponse(), {})
+        patient = str(patient_id).strip() if patient_id is not None and str(patient_id).strip() else None
+        day = iso_date(service_date)
+        r = facts.response
+        note = (note_id, patient, day, facts.status, facts.code, facts.family, int(facts.counted),
+                int(r.says_repeat), r.percent, r.duration_days, int(r.ongoing),
+                json.dumps(facts.evidence, separators=(",", ":")))
+        sessions = [(note_id, group, patient, day, facts.kind, ",".join(levels))
+                    for group, levels in facts.groups.items()] if facts.counted and patient and day else []
+        return note, sessions
+
+    def _write(self, rows: list[tuple]) -> None:
+        if not rows:
+            return
+        if self._pending == 0:
+            self.conn.execute("BEGIN")
+        # REPLACE: re-recording a note id swaps its facts, so a re-audit never double counts.
+        self.conn.executemany("INSERT OR REPLACE INTO notes VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", [n for n, _ in rows])
+        self.conn.executemany("DELETE FROM sessions WHERE note_id=?", [(n[0],) for n, _ in rows])
+        self.conn.executemany("INSERT OR REPLACE INTO sessions VALUES (?,?,?,?,?,?)",
+                              [session for _, sessions in rows for session in sessions])
+        self._pending += len(rows)
+
+    def commit(self) -> None:
+        """Make everything recorded so far durable (call it before writing results that depend on it)."""
+        if self._pending:
+            self.conn.execute("COMMIT")
+            self._pending = 0
+        self._last_commit = time.monotonic()
+
+    def _facts(self, result: dict, text: str | None) -> _Facts:
+        record = result.get("record") or {}
+        code = result.get("code") or {}
+        cpt, family = code.get("cpt"), code.get("out_of_family")
+        status = str(result.get("status") or "error")
+        counted = status == "ok" and (cpt in self.rules.counted_codes or family in self.rules.counted_families)
+        groups: dict[str, list[str]] = {}
+        primary = self.region_groups.get(record.get("region") or "")
+        if primary:
+            groups[primary] = []
+        for level in record.get("levels") or []:
+            group = self._level_group(str(level))
+            if group:
+                groups.setdefault(group, [])
+                if level not in groups[group]:
+                    groups[group].append(str(level))
+        kind = "transforaminal" if family == "transforaminal" or record.get("approach") == "transforaminal" \
+            else "interlaminar"
+        response = prior_response.analyze(text, self.cues) if counted else prior_response.PriorResponse()
+        cited = record.get("evidence") or {}
+        evidence = {}
+        for key, spans, limit in (("region", cited.get("region"), 2), ("levels", cited.get("levels"), 3),
+                                  ("repeat", response.repeat_spans, 2), ("percent", response.percent_spans, 1),
+                                  ("duration", response.duration_spans, 1)):
+            if spans:
+                evidence[key] = _short(spans, limit)
+        return _Facts(status, cpt, family, counted and bool(groups), groups, kind, response, evidence)
+
+    def _level_group(self, level: str) -> str | None:
+        if level == "sacral hiatus":
+            return self.region_groups.get("sacral")
+        # The upper vertebra names the region, as the code picker does (T12-L1 counts as thoracic).
+        return self.region_groups.get(_LEVEL_REGION.get(level[:1].upper(), ""))
+
+    # -- reading ---------------------------------------------------------------------------------
+    def findings_for(self, note_id: str) -> list[dict]:
+        """Cross-encounter findings for one recorded note ([] without patient, date or an ESI session)."""
+        self.commit()
+        return self.rules.for_note(self.conn, str(note_id))
+
+    def close(self) -> None:
+        try:
+            self.commit()
+        finally:
+            self.conn.close()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def iso_date(value: str | None) -> str | None:
+    """"YYYY-MM-DD" (a datetime's date part is accepted), else None: a note without a usable date."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(str(value).strip()[:10]).isoformat()
+    except ValueError:
+        return None
+
+
+def _short(spans: list | None, limit: int) -> list[dict]:
+    out, seen = [], set()
+    for span in spans or []:
+        if not isinstance(span, dict) or (span.get("start"), span.get("end")) in seen:
+            continue
+        seen.add((span.get("start"), span.get("end")))
+        if len(str(span.get("text", ""))) <= prior_response.MAX_SPAN_CHARS:
+            out.append({"start": int(span["start"]), "end": int(span["end"]), "text": str(span["text"])})
+        if len(out) == limit:
+            break
+    return out
