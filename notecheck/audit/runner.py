@@ -286,7 +286,9 @@ def _print_totals(result: AuditSummary, err: TextIO, errors_shown: int) -> None:
           file=err)
     rate = s.get("completeness_rate")
     billed = s["billed"]
+    out_of_family = sum(s.get("by_out_of_family", {}).values())
     print(f"complete {result.notes_complete}, incomplete {s['notes_incomplete']}"
+          + (f" (of which {out_of_family} out of family)" if out_of_family else "")
           + (f" (completeness {rate:.1%})" if rate is not None else "")
           + (f"; billed codes: {billed['supported']} supported, {billed['mismatch']} mismatched"
              if billed["notes_with_billed"] else ""), file=err)
