@@ -1,4 +1,4 @@
-"""`notecheck` command line: check notes, print the output schema, report the version.
+"""`notecheck` command line: check notes, audit exports, evaluate, serve the EHR hook, print the schema.
 
 Exit status of `check`: 0 every note complete; 1 at least one note incomplete (a payer-required
 element missing, no supportable 6232x code, or a checking error); 2 usage error or an input that could
@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None, checker_factory: CheckerFactory | None =
             return _run_eval(args, checker_factory or _default_checker_factory, sys.stdout, sys.stderr)
         if args.command == "audit":
             return _run_audit(args, sys.stderr)
+        if args.command == "serve":
+            return _run_serve(args, sys.stderr)
         return _run_check(args, checker_factory or _default_checker_factory, sys.stdout, sys.stderr)
     except BrokenPipeError:
         # The reader went away (`notecheck check ... | head`): stop quietly, not with a traceback.
@@ -106,7 +108,32 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--min-field-accuracy", type=float, default=0.0, metavar="X")
     ev.add_argument("--min-requirement-f1", type=float, default=0.0, metavar="X")
     _add_audit_parser(sub)
+    _add_serve_parser(sub)
     return parser
+
+
+def _add_serve_parser(sub) -> None:
+    sv = sub.add_parser(
+        "serve", help="run the CDS Hooks 2.0 service and REST API (FastAPI + uvicorn)",
+        description="Serve GET /cds-services, POST /cds-services/{id}, POST /cds-services/{id}/feedback, "
+        "POST /v1/check and GET /healthz (OpenAPI at /docs). Without --trusted-issuers there is no "
+        "authentication and only a loopback --host is allowed.")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    sv.add_argument("--port", type=_positive_int, default=8080, help="port (default: 8080)")
+    sv.add_argument("--workers", type=_positive_int, default=1,
+                    help="worker processes, each building its own checker (default: 1)")
+    sv.add_argument("--base-url", default=None, metavar="URL",
+                    help="public base URL the EHR calls; JWT aud must be this + the path "
+                    "(default: http://HOST:PORT)")
+    sv.add_argument("--trusted-issuers", default=None, metavar="FILE",
+                    help="YAML or JSON mapping each trusted JWT issuer (iss) to its JWKS file or URL; "
+                    "turns authentication on")
+    sv.add_argument("--feedback-db", default="notecheck-feedback.sqlite", metavar="PATH",
+                    help="SQLite file for CDS Hooks feedback (default: ./notecheck-feedback.sqlite)")
+    sv.add_argument("--max-body-bytes", type=_positive_int, default=MAX_NOTE_BYTES, metavar="N",
+                    help=f"reject request bodies over N bytes with 413 (default: {MAX_NOTE_BYTES})")
+    sv.add_argument("--request-timeout", type=float, default=5.0, metavar="S",
+                    help="answer 503 when checking a note takes longer than S seconds (default: 5)")
 
 
 def _add_audit_parser(sub) -> None:
@@ -163,6 +190,55 @@ def _run_audit(args: argparse.Namespace, err: TextIO) -> int:
         print(f"notecheck: error: no notes found in {args.source}", file=err)
         return EXIT_USAGE
     return result.exit_status
+
+
+def _run_serve(args: argparse.Namespace, err: TextIO) -> int:
+    import ipaddress
+    from pathlib import Path
+
+    from .service.app import ENV_PREFIX, ServiceSettings, load_trusted_issuers
+
+    try:
+        loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = False
+    issuers: dict[str, str] = {}
+    if args.trusted_issuers:
+        try:
+            issuers = load_trusted_issuers(Path(args.trusted_issuers))
+            from .service.security import Authenticator
+
+            Authenticator(issuers)  # fail here, with exit 2, rather than in every worker
+        except ValueError as exc:
+            print(f"notecheck: error: {exc}", file=err)
+            return EXIT_USAGE
+    elif not loopback:
+        print(f"notecheck: error: refusing to bind {args.host} without authentication: notes are PHI. Use a "
+              "loopback --host (127.0.0.1) or give --trusted-issuers FILE", file=err)
+        return EXIT_USAGE
+    if args.request_timeout <= 0:
+        print("notecheck: error: --request-timeout must be positive", file=err)
+        return EXIT_USAGE
+    host_for_url = f"[{args.host}]" if ":" in args.host else args.host
+    settings = ServiceSettings(base_url=args.base_url or f"http://{host_for_url}:{args.port}",
+                               feedback_db=Path(args.feedback_db), max_body_bytes=args.max_body_bytes,
+                               request_timeout_s=args.request_timeout)
+    # uvicorn's workers are fresh processes that build the app from the environment (create_app factory).
+    os.environ.update(settings.to_env())
+    if issuers:
+        os.environ[ENV_PREFIX + "TRUSTED_ISSUERS"] = str(Path(args.trusted_issuers).resolve())
+        print(f"notecheck serve: authentication on ({len(issuers)} trusted issuer(s)); JWT aud = "
+              f"{settings.base_url}<path>", file=err)
+    else:
+        os.environ.pop(ENV_PREFIX + "TRUSTED_ISSUERS", None)
+        print(f"notecheck serve: authentication OFF (no --trusted-issuers): bound to loopback {args.host} only",
+              file=err)
+    print(f"notecheck serve: http://{host_for_url}:{args.port}/cds-services, {args.workers} worker(s); "
+          f"feedback in {args.feedback_db}", file=err, flush=True)
+    from .service.server import serve
+
+    serve(args.host, args.port, args.workers)
+    return EXIT_COMPLETE
 
 
 def _positive_int(value: str) -> int:
