@@ -21,7 +21,6 @@ from .patterns_path import load_yaml
 class SpokenNumbers:
     values: dict[str, int]
     units: frozenset[str]
-    teens: frozenset[str]
     tens: frozenset[str]
     phrase: re.Pattern
     keep: re.Pattern | None
@@ -49,22 +48,16 @@ class SpokenNumbers:
         words = re.findall(r"[a-z]+", phrase.lower())
         if len(words) == 2 and words[0] in self.units and words[1] in self.tens:
             return str(self.values[words[0]] * 100 + self.values[words[1]])
-        whole, fraction, i = 0, "", 0
-        current = 0
+        whole, i = 0, 0
         while i < len(words) and words[i] != "point":
-            word = words[i]
-            if word == "hundred":
-                current = max(current, 1) * 100
-            elif word != "and":
-                current += self.values[word]
+            if words[i] == "hundred":
+                whole = max(whole, 1) * 100
+            elif words[i] != "and":
+                whole += self.values[words[i]]
             i += 1
-        whole = current
-        if i < len(words):  # "point two five"
-            fraction = "".join(str(self.values[w]) for w in words[i + 1:] if w in self.units)
-            if not fraction:
-                return None
-        if i == 0 and fraction:
-            return f"0.{fraction}"
+        fraction = "".join(str(self.values[w]) for w in words[i + 1:] if w in self.units)  # "point two five"
+        if i < len(words) and not fraction:
+            return None
         return f"{whole}.{fraction}" if fraction else str(whole)
 
 
@@ -83,7 +76,7 @@ def load_spoken_numbers(folder: Path) -> SpokenNumbers:
     first_letters = "".join(sorted({w[0] for w in [*units, *teens, *tens, point]}))
     return SpokenNumbers(
         values={**units, **teens, **tens},
-        units=frozenset(units), teens=frozenset(teens), tens=frozenset(tens),
+        units=frozenset(units), tens=frozenset(tens),
         # A leading look-ahead on the words' first letters lets most positions fail at once.
         phrase=re.compile(rf"(?=[{first_letters}])\b{number}\b", re.IGNORECASE),
         keep=re.compile(r"\b(?:" + "|".join(map(re.escape, keep)) + r")\b", re.IGNORECASE) if keep else None,

@@ -94,8 +94,7 @@ def _rates_after_the_mixture(x: Extraction, drugs_in: dict, quantities_in: dict,
         if "\n" in text[x.view.sentence_starts[sentence - 1]:rates[0].start].rstrip(" \t"):
             continue
         for d in drugs_in[sentence - 1]:
-            name = d.meta.get("agent") or d.meta.get("name") or d.text
-            med = by_name.get(name)
+            med = by_name.get(_name(d))
             if med is not None and med.rate_ml_hr is None:
                 med.rate_ml_hr = rates[0].meta["number"]
                 med.evidence.append(rates[0].evidence)
@@ -105,8 +104,13 @@ def _rates_after_the_mixture(x: Extraction, drugs_in: dict, quantities_in: dict,
 _BARE_NUMBER = re.compile(r"[ \t]*(\d+(?:\.\d+)?)\b(?![ \t]*(?:%|mg|mcg|ml|cc|/|\.\d|-|units?))", re.IGNORECASE)
 
 
+def _name(drug: Mention) -> str:
+    """The key a drug's medication is filed under: the contrast agent or generic name, else the words."""
+    return drug.meta.get("agent") or drug.meta.get("name") or drug.text
+
+
 def _merge(x: Extraction, by_name: dict, drug: Mention, qtys: list[Mention]) -> None:
-    name = drug.meta.get("agent") or drug.meta.get("name") or drug.text
+    name = _name(drug)
     category = "contrast" if drug.label == "CONTRAST" else drug.meta.get("drug_class", "other")
     med = by_name.setdefault(name, Medication(name=name, category=category))
     med.evidence.append(drug.evidence)
