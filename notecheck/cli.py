@@ -30,18 +30,18 @@ EXIT_INTERRUPTED = 130
 
 
 class Checker(Protocol):
-    def check(self, text: str, note_id: str = "note") -> NoteResult: ...
+    def check(self, text: str, note_id: str = "note", billed: str | None = None) -> NoteResult: ...
 
 
 CheckerFactory = Callable[[], Checker]
 
 
-def _default_checker_factory() -> Checker:
+def _default_checker_factory(profile: str | None = None) -> Checker:
     # Imported here so `schema`, `--version` and runs where every input is unreadable never pay
     # for loading spaCy and the rules.
     from .engine import NoteChecker
 
-    return NoteChecker()
+    return NoteChecker(profile=profile)
 
 
 def main(argv: list[str] | None = None, checker_factory: CheckerFactory | None = None) -> int:
@@ -58,13 +58,20 @@ def main(argv: list[str] | None = None, checker_factory: CheckerFactory | None =
         if args.command == "schema":
             print(json.dumps(NoteResult.model_json_schema(), indent=2))
             return EXIT_COMPLETE
-        if args.command == "eval":
-            return _run_eval(args, checker_factory or _default_checker_factory, sys.stdout, sys.stderr)
+        if args.command == "rules":
+            from .explain import run_rules
+
+            return run_rules(args, sys.stdout, sys.stderr)
         if args.command == "audit":
             return _run_audit(args, sys.stderr)
         if args.command == "serve":
-            return _run_serve(args, sys.stderr)
-        return _run_check(args, checker_factory or _default_checker_factory, sys.stdout, sys.stderr)
+            from .service.cli import run_serve
+
+            return run_serve(args, sys.stderr)
+        factory = checker_factory or (lambda: _default_checker_factory(args.profile))
+        if args.command == "eval":
+            return _run_eval(args, factory, sys.stdout, sys.stderr)
+        return _run_check(args, factory, sys.stdout, sys.stderr)
     except BrokenPipeError:
         # The reader went away (`notecheck check ... | head`): stop quietly, not with a traceback.
         _silence_stdout()
@@ -94,6 +101,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "--max-bytes", type=_positive_int, default=MAX_NOTE_BYTES, metavar="N",
         help=f"reject notes larger than N bytes (default: {MAX_NOTE_BYTES})",
     )
+    check.add_argument("--billed", default=None, metavar="CLAIM",
+                       help='the billed codes and modifiers to compare with the documentation, e.g. "62323" or '
+                       '"99213-25, 62323-50" (applies to every note of the run)')
+    _add_profile(check)
 
     sub.add_parser("schema", help="print the JSON Schema of a note result",
                    description="Print the JSON Schema of NoteResult.")
@@ -107,33 +118,28 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--min-code-accuracy", type=float, default=0.0, metavar="X")
     ev.add_argument("--min-field-accuracy", type=float, default=0.0, metavar="X")
     ev.add_argument("--min-requirement-f1", type=float, default=0.0, metavar="X")
+    ev.add_argument("--min-icd10-precision", type=float, default=0.0, metavar="X")
+    ev.add_argument("--min-icd10-recall", type=float, default=0.0, metavar="X")
+    ev.add_argument("--min-coverage-f1", type=float, default=0.0, metavar="X",
+                    help="every coverage / coding rule with gold support must reach this F1")
+    _add_profile(ev)
     _add_audit_parser(sub)
-    _add_serve_parser(sub)
+    from .service.cli import add_serve_parser
+
+    add_serve_parser(sub, _positive_int, _add_profile)
+    rules = sub.add_parser("rules", help="list the rules (or show one) with sources and payer values",
+                           description="List every rule id with title, severity, source and payer-profile "
+                           "values; with ID, show that rule's rationale, messages and example notes.")
+    rules.add_argument("rule_id", nargs="?", metavar="ID")
+    rules.add_argument("--format", choices=("text", "json"), default="text")
+    _add_profile(rules)
     return parser
 
 
-def _add_serve_parser(sub) -> None:
-    sv = sub.add_parser(
-        "serve", help="run the CDS Hooks 2.0 service and REST API (FastAPI + uvicorn)",
-        description="Serve GET /cds-services, POST /cds-services/{id}, POST /cds-services/{id}/feedback, "
-        "POST /v1/check and GET /healthz (OpenAPI at /docs). Without --trusted-issuers there is no "
-        "authentication and only a loopback --host is allowed.")
-    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    sv.add_argument("--port", type=_positive_int, default=8080, help="port (default: 8080)")
-    sv.add_argument("--workers", type=_positive_int, default=1,
-                    help="worker processes, each building its own checker (default: 1)")
-    sv.add_argument("--base-url", default=None, metavar="URL",
-                    help="public base URL the EHR calls; JWT aud must be this + the path "
-                    "(default: http://HOST:PORT)")
-    sv.add_argument("--trusted-issuers", default=None, metavar="FILE",
-                    help="YAML or JSON mapping each trusted JWT issuer (iss) to its JWKS file or URL; "
-                    "turns authentication on")
-    sv.add_argument("--feedback-db", default="notecheck-feedback.sqlite", metavar="PATH",
-                    help="SQLite file for CDS Hooks feedback (default: ./notecheck-feedback.sqlite)")
-    sv.add_argument("--max-body-bytes", type=_positive_int, default=MAX_NOTE_BYTES, metavar="N",
-                    help=f"reject request bodies over N bytes with 413 (default: {MAX_NOTE_BYTES})")
-    sv.add_argument("--request-timeout", type=float, default=5.0, metavar="S",
-                    help="answer 503 when checking a note takes longer than S seconds (default: 5)")
+def _add_profile(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default=None, metavar="ID|FILE",
+                        help="payer profile: an id from patterns/profiles (medicare, commercial-6wk) or a YAML "
+                        "file that may extend one (default: medicare)")
 
 
 def _add_audit_parser(sub) -> None:
@@ -159,6 +165,7 @@ def _add_audit_parser(sub) -> None:
     au.add_argument("--quiet", action="store_true", help="no progress bar and no per-note error lines")
     au.add_argument("--max-bytes", type=_positive_int, default=MAX_NOTE_BYTES, metavar="N",
                     help=f"reject notes larger than N bytes (default: {MAX_NOTE_BYTES})")
+    _add_profile(au)
 
 
 def _run_audit(args: argparse.Namespace, err: TextIO) -> int:
@@ -170,7 +177,8 @@ def _run_audit(args: argparse.Namespace, err: TextIO) -> int:
                             date_col=args.date_col, billed_col=args.billed_col, max_bytes=args.max_bytes)
     try:
         result = run_audit(Path(args.source), Path(args.out), options=options, jobs=args.jobs,
-                           resume=args.resume, db_path=Path(args.db) if args.db else None, quiet=args.quiet)
+                           resume=args.resume, db_path=Path(args.db) if args.db else None, quiet=args.quiet,
+                           profile=args.profile)
     except (SourceError, AuditSetupError) as exc:
         print(f"notecheck: error: {exc}", file=err)
         return EXIT_USAGE
@@ -190,55 +198,6 @@ def _run_audit(args: argparse.Namespace, err: TextIO) -> int:
         print(f"notecheck: error: no notes found in {args.source}", file=err)
         return EXIT_USAGE
     return result.exit_status
-
-
-def _run_serve(args: argparse.Namespace, err: TextIO) -> int:
-    import ipaddress
-    from pathlib import Path
-
-    from .service.app import ENV_PREFIX, ServiceSettings, load_trusted_issuers
-
-    try:
-        loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback
-    except ValueError:
-        loopback = False
-    issuers: dict[str, str] = {}
-    if args.trusted_issuers:
-        try:
-            issuers = load_trusted_issuers(Path(args.trusted_issuers))
-            from .service.security import Authenticator
-
-            Authenticator(issuers)  # fail here, with exit 2, rather than in every worker
-        except ValueError as exc:
-            print(f"notecheck: error: {exc}", file=err)
-            return EXIT_USAGE
-    elif not loopback:
-        print(f"notecheck: error: refusing to bind {args.host} without authentication: notes are PHI. Use a "
-              "loopback --host (127.0.0.1) or give --trusted-issuers FILE", file=err)
-        return EXIT_USAGE
-    if args.request_timeout <= 0:
-        print("notecheck: error: --request-timeout must be positive", file=err)
-        return EXIT_USAGE
-    host_for_url = f"[{args.host}]" if ":" in args.host else args.host
-    settings = ServiceSettings(base_url=args.base_url or f"http://{host_for_url}:{args.port}",
-                               feedback_db=Path(args.feedback_db), max_body_bytes=args.max_body_bytes,
-                               request_timeout_s=args.request_timeout)
-    # uvicorn's workers are fresh processes that build the app from the environment (create_app factory).
-    os.environ.update(settings.to_env())
-    if issuers:
-        os.environ[ENV_PREFIX + "TRUSTED_ISSUERS"] = str(Path(args.trusted_issuers).resolve())
-        print(f"notecheck serve: authentication on ({len(issuers)} trusted issuer(s)); JWT aud = "
-              f"{settings.base_url}<path>", file=err)
-    else:
-        os.environ.pop(ENV_PREFIX + "TRUSTED_ISSUERS", None)
-        print(f"notecheck serve: authentication OFF (no --trusted-issuers): bound to loopback {args.host} only",
-              file=err)
-    print(f"notecheck serve: http://{host_for_url}:{args.port}/cds-services, {args.workers} worker(s); "
-          f"feedback in {args.feedback_db}", file=err, flush=True)
-    from .service.server import serve
-
-    serve(args.host, args.port, args.workers)
-    return EXIT_COMPLETE
 
 
 def _positive_int(value: str) -> int:
@@ -266,7 +225,7 @@ def _run_check(args: argparse.Namespace, factory: CheckerFactory, out: TextIO, e
             result = NoteResult(note_id=note.note_id, status="error", error=note.error,
                                 warnings=list(note.warnings))
         else:
-            result = session.check(note)
+            result = session.check(note, args.billed)
         incomplete = incomplete or not result.complete
 
         if args.format == "jsonl":
@@ -296,14 +255,15 @@ class _CheckSession:
         self._checker: Checker | None = None
         self._startup_failure: str | None = None
 
-    def check(self, note: NoteInput) -> NoteResult:
+    def check(self, note: NoteInput, billed: str | None = None) -> NoteResult:
         assert note.text is not None
         checker = self._get_checker()
         if checker is None:
             return self._error(note, f"checker could not start ({self._startup_failure}); "
                                      f"note {note.note_id} not checked")
         try:
-            result = checker.check(note.text, note.note_id)
+            result = (checker.check(note.text, note.note_id, billed) if billed
+                      else checker.check(note.text, note.note_id))
             if not isinstance(result, NoteResult):
                 raise TypeError(f"engine returned {type(result).__name__}, not NoteResult")
         except Exception as exc:  # one note's failure must not stop the others
@@ -383,7 +343,9 @@ def _run_eval(args: argparse.Namespace, factory: CheckerFactory, out: TextIO, er
             if note.text is None:
                 yield label, NoteResult(note_id=label["note_id"], status="error", error=note.error)
             else:
-                yield label, checker.check(note.text, label["note_id"])
+                billed = label.get("billed")
+                yield label, (checker.check(note.text, label["note_id"], billed) if billed
+                              else checker.check(note.text, label["note_id"]))
 
     evaluation = evaluate_pairs(pairs())
     if args.format == "json":
@@ -391,7 +353,8 @@ def _run_eval(args: argparse.Namespace, factory: CheckerFactory, out: TextIO, er
     else:
         print(render_report(evaluation), file=out)
     failures = thresholds_failed(evaluation, args.min_code_accuracy, args.min_field_accuracy,
-                                 args.min_requirement_f1)
+                                 args.min_requirement_f1, args.min_icd10_precision, args.min_icd10_recall,
+                                 args.min_coverage_f1)
     for failure in failures:
         print(f"notecheck: below threshold: {failure}", file=err)
     return EXIT_INCOMPLETE if failures else EXIT_COMPLETE

@@ -9,7 +9,11 @@ Pure functions over (gold label, NoteResult) pairs, so the metrics are tested on
 - fields: accuracy per record field on the notes whose gold status is "ok";
 - medications: precision/recall/F1 of names, of (name, dose, unit) and of (name, volume);
 - requirements: precision/recall/F1 of "missing" per requirement id and micro-averaged, on the notes
-  whose gold `missing` is a list (in-family notes).
+  whose gold `missing` is a list (in-family notes);
+- ICD-10-CM: precision/recall of the candidate codes (the union over the note's diagnoses) against the
+  gold `icd10`, micro over the notes that carry it;
+- coverage: precision/recall/F1 of the failed coverage / coding rules per rule id, on the notes whose
+  gold `coverage_failed` is a list (the gold `billed` claim is given to the checker with the note).
 """
 
 from __future__ import annotations
@@ -28,6 +32,11 @@ REQUIREMENT_IDS = [
     "consent", "indication", "conservative_therapy", "imaging_correlation", "imaging_guidance", "contrast",
     "medication_dose", "medication_volume", "pain_score_pre", "pain_score_post", "post_procedure_assessment",
     "complications", "level", "laterality",
+]
+COVERAGE_IDS = [
+    "covered_indication", "esi_image_guidance", "single_level", "single_region", "steroid_dose_ceiling",
+    "biologic_injectant", "sedation_justification", "billed_code_mismatch", "no_bilateral_modifier",
+    "no_separate_imaging_code", "kx_only_for_snrb", "modifier_25_needs_separate_em",
 ]
 REGION_GROUP = {"cervical": "cervical_thoracic", "thoracic": "cervical_thoracic", "lumbar": "lumbar_sacral",
                 "sacral": "lumbar_sacral"}
@@ -115,6 +124,16 @@ def predicted_missing(result: NoteResult) -> set[str]:
     return {f.id for f in result.findings if f.status == "missing" and f.id in REQUIREMENT_IDS}
 
 
+def predicted_icd10(result: NoteResult) -> set[str]:
+    if result.record is None:
+        return set()
+    return {c.code for dx in result.record.diagnoses for c in dx.icd10_candidates}
+
+
+def predicted_coverage_failed(result: NoteResult) -> set[str]:
+    return {f.id for f in result.findings if f.status == "missing" and f.id in COVERAGE_IDS}
+
+
 @dataclass
 class PRF:
     tp: int = 0
@@ -156,6 +175,10 @@ class Evaluation:
     medication_doses: PRF = field(default_factory=PRF)
     medication_volumes: PRF = field(default_factory=PRF)
     requirements: dict[str, PRF] = field(default_factory=lambda: {r: PRF() for r in REQUIREMENT_IDS})
+    icd10: PRF = field(default_factory=PRF)
+    icd10_notes: int = 0
+    coverage: dict[str, PRF] = field(default_factory=lambda: {r: PRF() for r in COVERAGE_IDS})
+    coverage_notes: int = 0
     wrong: list[dict] = field(default_factory=list)
 
     @property
@@ -200,8 +223,25 @@ class Evaluation:
                     problems["missing"] = {"expected": sorted(gold_missing), "got": sorted(got_missing)}
         elif gold_status != result.status:
             problems["status"] = {"expected": gold_status, "got": result.status, "error": result.error}
+        self._add_coverage(label, result, problems)
         if problems:
             self.wrong.append({"note_id": label["note_id"], **problems})
+
+    def _add_coverage(self, label: dict, result: NoteResult, problems: dict) -> None:
+        if isinstance(label.get("icd10"), list):
+            self.icd10_notes += 1
+            gold, got = set(label["icd10"]), predicted_icd10(result)
+            self.icd10.add(gold, got)
+            if gold != got:
+                problems["icd10"] = {"expected": sorted(gold), "got": sorted(got)}
+        if isinstance(label.get("coverage_failed"), list):
+            self.coverage_notes += 1
+            gold = set(label["coverage_failed"]) & set(COVERAGE_IDS)
+            got = predicted_coverage_failed(result)
+            for rid, prf in self.coverage.items():
+                prf.add(gold & {rid}, got & {rid})
+            if gold != got:
+                problems["coverage_failed"] = {"expected": sorted(gold), "got": sorted(got)}
 
     def _add_fields(self, label: dict, result: NoteResult, problems: dict) -> None:
         gold, got = gold_fields(label), predicted_fields(result)
@@ -234,6 +274,8 @@ class Evaluation:
                             "volume": self.medication_volumes.as_dict()},
             "requirements": {rid: prf.as_dict() for rid, prf in self.requirements.items()},
             "requirements_micro": self.requirements_micro.as_dict(),
+            "icd10": {"notes": self.icd10_notes, **self.icd10.as_dict()},
+            "coverage": {"notes": self.coverage_notes, **{rid: prf.as_dict() for rid, prf in self.coverage.items()}},
             "wrong": self.wrong,
         }
 
@@ -245,8 +287,19 @@ def evaluate_pairs(pairs: Iterable[tuple[dict, NoteResult]]) -> Evaluation:
     return evaluation
 
 
-def thresholds_failed(evaluation: Evaluation, min_code: float, min_field: float, min_requirement_f1: float) -> list[str]:
+def thresholds_failed(evaluation: Evaluation, min_code: float, min_field: float, min_requirement_f1: float,
+                      min_icd10_precision: float = 0.0, min_icd10_recall: float = 0.0,
+                      min_coverage_f1: float = 0.0) -> list[str]:
     failures = []
+    if evaluation.icd10_notes:
+        if evaluation.icd10.precision < min_icd10_precision:
+            failures.append(f"ICD-10-CM precision {evaluation.icd10.precision:.3f} < {min_icd10_precision}")
+        if evaluation.icd10.recall < min_icd10_recall:
+            failures.append(f"ICD-10-CM recall {evaluation.icd10.recall:.3f} < {min_icd10_recall}")
+    if evaluation.coverage_notes:
+        for rid, prf in evaluation.coverage.items():
+            if prf.f1 < min_coverage_f1:
+                failures.append(f"coverage rule {rid} F1 {prf.f1:.3f} < {min_coverage_f1}")
     if evaluation.code_accuracy < min_code:
         failures.append(f"code accuracy {evaluation.code_accuracy:.3f} < {min_code}")
     for name in FIELDS:
@@ -279,6 +332,14 @@ def render_report(evaluation: Evaluation) -> str:
         lines.append(f"  {rid:26s} {prf.precision:.3f} / {prf.recall:.3f} / {prf.f1:.3f}  ({prf.tp + prf.fn})")
     micro = evaluation.requirements_micro
     lines.append(f"  {'micro':26s} {micro.precision:.3f} / {micro.recall:.3f} / {micro.f1:.3f}")
+    if evaluation.icd10_notes:
+        icd = evaluation.icd10
+        lines += ["", f"ICD-10-CM candidates ({evaluation.icd10_notes} notes; P / R / F1): "
+                  f"{icd.precision:.3f} / {icd.recall:.3f} / {icd.f1:.3f}  (tp {icd.tp}, fp {icd.fp}, fn {icd.fn})"]
+    if evaluation.coverage_notes:
+        lines += ["", f"failed coverage / coding rules ({evaluation.coverage_notes} notes; P / R / F1, support):"]
+        for rid, prf in evaluation.coverage.items():
+            lines.append(f"  {rid:30s} {prf.precision:.3f} / {prf.recall:.3f} / {prf.f1:.3f}  ({prf.tp + prf.fn}; fp {prf.fp})")
     if evaluation.wrong:
         lines += ["", f"notes with a difference ({len(evaluation.wrong)}):"]
         for item in evaluation.wrong:

@@ -16,6 +16,10 @@ Imaging = Literal["fluoroscopy", "ct", "ultrasound", "none"]
 Laterality = Literal["left", "right", "bilateral", "midline"]
 FindingStatus = Literal["met", "missing", "not_applicable"]
 Severity = Literal["error", "warning"]
+# The ICD-10-CM region axis (finer than Region: the code set has junction regions).
+IcdRegion = Literal["cervical", "cervicothoracic", "thoracic", "thoracolumbar", "lumbar", "lumbosacral", "sacral"]
+SedationLevel = Literal["moderate", "deep", "mac", "general"]
+FindingKind = Literal["documentation", "coverage", "coding", "history"]
 
 
 class Evidence(BaseModel):
@@ -64,10 +68,30 @@ class ConservativeTherapy(BaseModel):
     modalities: list[str] = Field(default_factory=list)
 
 
+class Icd10Candidate(BaseModel):
+    """An ICD-10-CM code the documented diagnosis supports (patterns/icd10cm.yaml)."""
+
+    code: str
+    description: str
+
+
 class Diagnosis(BaseModel):
+    """A current diagnosis of this procedure (negated, historical, family and uncertain ones excluded)."""
+
     text: str
-    icd10: str | None = None
+    concept: str | None = None           # lexicon concept id, e.g. "disc_with_radiculopathy"
+    regions: list[IcdRegion] = Field(default_factory=list)
+    icd10: str | None = None             # the first candidate (kept for readers of the v1 contract)
+    icd10_candidates: list[Icd10Candidate] = Field(default_factory=list)
     evidence: list[Evidence] = Field(default_factory=list)
+
+
+class Sedation(BaseModel):
+    """Sedation beyond local anaesthesia / oral anxiolysis; `level` None = none documented."""
+
+    level: SedationLevel | None = None
+    agents: list[str] = Field(default_factory=list)
+    justification: bool = False          # a reason for the sedation is documented
 
 
 class ProcedureRecord(BaseModel):
@@ -78,6 +102,8 @@ class ProcedureRecord(BaseModel):
     region: Region | None = None
     levels: list[str] = Field(default_factory=list)
     approach: str | None = None
+    # True when no approach word was found and an in-family epidural was taken as interlaminar for the code
+    approach_inferred: bool = False
     laterality: Laterality | None = None
     imaging: Imaging | None = None
     contrast: Contrast = Field(default_factory=Contrast)
@@ -91,6 +117,9 @@ class ProcedureRecord(BaseModel):
     imaging_correlation: bool = False
     complications_documented: bool = False
     post_procedure_assessment: bool = False
+    sedation: Sedation = Field(default_factory=Sedation)
+    # A significant, separately identifiable E/M service documented beside the procedure (modifier 25).
+    separate_em: bool = False
     # "acute_postoperative" / "trauma" when the note places a catheter for acute pain rather than
     # treating chronic spinal pain; "herpes_zoster" for acute zoster (conservative-care exemption).
     pain_context: str | None = None
@@ -121,11 +150,39 @@ class CodeSuggestion(BaseModel):
     notes: list[CodeNote] = Field(default_factory=list)
 
 
+class ClaimLine(BaseModel):
+    code: str
+    modifiers: list[str] = Field(default_factory=list)
+
+
+class ClaimAxis(BaseModel):
+    axis: str                # region_group | delivery | imaging
+    billed: str
+    supported: str
+    direction: str           # higher | lower | different
+
+
+class Claim(BaseModel):
+    """The billed codes given with a note (CLI --billed, an audit column, a CDS Hooks order) and how the
+    billed code compares with the code the documentation supports (patterns/billing.yaml)."""
+
+    billed: str                          # the claim as given, e.g. "62323-50, 77003"
+    lines: list[ClaimLine] = Field(default_factory=list)
+    billed_code: str | None = None       # the claim's 6232x line, else its first code
+    supported: str | None = None         # the 6232x code notecheck supports
+    supported_family: str | None = None  # or the other family the note documents
+    # supported | mismatch | unreadable (no code in the claim) | not_checked (the note itself failed)
+    status: str | None = None
+    direction: str | None = None         # billed_higher | billed_lower | different_region | out_of_family | ...
+    axes: list[ClaimAxis] = Field(default_factory=list)
+
+
 class Finding(BaseModel):
     id: str
     title: str
     status: FindingStatus
     severity: Severity
+    kind: FindingKind = "documentation"
     message: str
     query: str | None = None
     source: str
@@ -139,6 +196,8 @@ class NoteResult(BaseModel):
     status: Literal["ok", "error"]
     error: str | None = None
     warnings: list[str] = Field(default_factory=list)
+    profile: str | None = None           # the payer profile the findings were checked against
+    claim: Claim | None = None
     record: ProcedureRecord | None = None
     code: CodeSuggestion | None = None
     findings: list[Finding] = Field(default_factory=list)

@@ -27,8 +27,12 @@ def render_text(result: NoteResult, note_text: str | None = None) -> str:
         return "\n".join(lines)
 
     verdict = "COMPLETE" if result.complete else "INCOMPLETE"
-    lines = [f"== {result.note_id}: {verdict}"]
+    lines = [f"== {result.note_id}: {verdict}" + (f" (payer profile {result.profile})" if result.profile else "")]
     lines += _code_lines(result, note_text)
+    if result.claim is not None:
+        claim = result.claim
+        lines.append(f"{INDENT}Claim: {claim.billed} -> {claim.status or 'not checked'}"
+                     + (f" ({claim.direction.replace('_', ' ')})" if claim.direction else ""))
     lines += _finding_lines(result.findings, note_text)
     lines += _warning_lines(result)
     return "\n".join(lines)
@@ -65,7 +69,8 @@ def _finding_lines(findings: list[Finding], note_text: str | None) -> list[str]:
     )
     for f in ordered:
         marker = _STATUS_MARKERS.get(f.status, f"[{f.status}]")
-        lines.append(f"{INDENT * 2}{marker} {f.severity}: {f.title} ({f.id})")
+        kind = "" if f.kind == "documentation" else f" [{f.kind}]"
+        lines.append(f"{INDENT * 2}{marker} {f.severity}{kind}: {f.title} ({f.id})")
         if f.status == "missing":
             if f.message:
                 lines.append(f"{INDENT * 3}{f.message}")

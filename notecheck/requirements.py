@@ -15,9 +15,19 @@ list item inside `any_item` / `all_items`):
     {field: p, all_items: C}      every item satisfies C (vacuously true for an empty list)
     {all: [C, ...]}, {any: [C, ...]}, {not: C}
     {evidence: key}               record.evidence[key] holds at least one span
+    {is_true: $param}             a boolean param (e.g. a payer-profile switch) is true
+
+    {field: p, contains: v}       the list value contains v (case-insensitive for strings)
+    {field: p, contains_any: [..]} the list value shares an element with the given list
 
 A requirement's `params` (e.g. `min_weeks: 4`) are substituted for "$name" in its conditions and for
-"{name}" in its texts when the file is loaded, so a threshold lives in exactly one place.
+"{name}" in its texts when the file is loaded, so a threshold lives in exactly one place. A param written
+`{profile: coverage.min_conservative_weeks}` takes its value from the payer profile (notecheck.profiles),
+so the same rule file serves every payer; the value's source is kept for `notecheck rules`.
+
+The same language serves two rule files: requirements.yaml (conditions on ProcedureRecord) and
+coverage.yaml (conditions on notecheck.coverage.facts.CoverageFacts); `load_requirements(..., model=)`
+names the model the field paths are checked against.
 
 Field paths are checked against ProcedureRecord at load time, so a typo fails loudly instead of
 turning into a silent "missing". Note `present: true` is true for a boolean False: use `equals: true`.
@@ -36,14 +46,18 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pydantic import ValidationInfo
+
 from .patterns_path import YAML_LOADER, patterns_dir
-from .record import Evidence, Finding, ProcedureRecord, Severity
+from .profiles import ProfileError, load_profile, parameter
+from .record import Evidence, Finding, FindingKind, ProcedureRecord, Severity
 
 REQUIREMENTS_FILE = "requirements.yaml"
 Text = Annotated[str, Field(min_length=1)]
 
-_FIELD_OPS = {"present", "equals", "in_", "gte", "gt", "lte", "lt", "any_item", "all_items"}
-_OTHER_OPS = {"all_", "any_", "not_", "evidence"}
+_FIELD_OPS = {"present", "equals", "in_", "gte", "gt", "lte", "lt", "any_item", "all_items", "contains",
+              "contains_any"}
+_OTHER_OPS = {"all_", "any_", "not_", "evidence", "is_true"}
 
 
 class RequirementsError(ValueError):
@@ -65,10 +79,13 @@ class Condition(BaseModel):
     lt: float | None = None
     any_item: Condition | None = None
     all_items: Condition | None = None
+    contains: Any = None
+    contains_any: list[Any] | None = None
     all_: list[Condition] | None = Field(default=None, alias="all")
     any_: list[Condition] | None = Field(default=None, alias="any")
     not_: Condition | None = Field(default=None, alias="not")
     evidence: str | None = None
+    is_true: bool | None = None
 
     @model_validator(mode="after")
     def _one_operator(self) -> Condition:
@@ -105,13 +122,16 @@ class Requirement(BaseModel):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     title: Text
     severity: Severity
+    kind: FindingKind = "documentation"
     source: Text
     doc: Text
     message_met: Text
     message_missing: Text
     message_not_applicable: Text = "Not applicable to this procedure."
     query: Text
-    params: dict[str, int | float | str] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+    # name -> {path, value, source, confidence} for params taken from the payer profile
+    profile_values: dict[str, dict[str, Any]] = Field(default_factory=dict)
     applies_when: Condition | None = None
     not_applicable_when: Condition | None = None
     met_when: Condition
@@ -139,16 +159,17 @@ class Requirement(BaseModel):
         return out
 
     @model_validator(mode="after")
-    def _paths_exist(self) -> Requirement:
+    def _paths_exist(self, info: ValidationInfo) -> Requirement:
         # Catch a misspelt field path at load time rather than as a silently "missing" finding.
+        model = (info.context or {}).get("model", ProcedureRecord)
         for key in ("applies_when", "not_applicable_when", "met_when"):
             if getattr(self, key) is not None:
                 try:
-                    _check_paths(getattr(self, key), ProcedureRecord)
+                    _check_paths(getattr(self, key), model)
                 except ValueError as exc:
                     raise ValueError(f"{key}: {exc}") from None
         if self.item_evidence is not None:
-            item = _list_item_model(ProcedureRecord, self.item_evidence.field)
+            item = _list_item_model(model, self.item_evidence.field)
             if "evidence" not in item.model_fields:
                 raise ValueError(f"item_evidence: items of {self.item_evidence.field!r} carry no evidence")
             if self.item_evidence.where is not None:
@@ -212,39 +233,67 @@ def default_requirements_file() -> Path:
         raise RequirementsError(str(exc)) from None
 
 
-def load_requirements(path: str | Path | None = None) -> list[Requirement]:
-    """Load and validate requirements from a YAML file (or a patterns directory holding one)."""
-    file = Path(path) if path is not None else default_requirements_file()
+def load_requirements(path: str | Path | None = None, *, profile: dict | None = None,
+                      model: type[BaseModel] = ProcedureRecord, list_key: str = "requirements",
+                      file_name: str = REQUIREMENTS_FILE) -> list[Requirement]:
+    """Load and validate rules from a YAML file (or a patterns directory holding `file_name`).
+
+    `profile` is the payer profile params written `{profile: path}` read from (default: Medicare)."""
+    file = Path(path) if path is not None else default_requirements_file().with_name(file_name)
     if file.is_dir():
-        file = file / REQUIREMENTS_FILE
+        file = file / file_name
     try:
         data = yaml.load(file.read_text(encoding="utf-8"), Loader=YAML_LOADER)
     except OSError as exc:
-        raise RequirementsError(f"{file}: cannot read requirements file: {exc.strerror or exc}") from None
+        raise RequirementsError(f"{file}: cannot read rules file: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise RequirementsError(f"{file}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("requirements"), list):
-        raise RequirementsError(f"{file}: expected a mapping with a 'requirements' list")
-    extra = set(data) - {"version", "requirements"}
+    if not isinstance(data, dict) or not isinstance(data.get(list_key), list):
+        raise RequirementsError(f"{file}: expected a mapping with a {list_key!r} list")
+    extra = set(data) - {"version", list_key}
     if extra:
         raise RequirementsError(f"{file}: unknown top-level keys: {', '.join(sorted(map(str, extra)))}")
 
     requirements: list[Requirement] = []
     seen: set[str] = set()
-    for index, raw in enumerate(data["requirements"], start=1):
+    for index, raw in enumerate(data[list_key], start=1):
         rid = raw.get("id") if isinstance(raw, dict) else None
-        label = f"requirement {rid!r}" if rid else f"requirement #{index} (no id)"
+        label = f"rule {rid!r}" if rid else f"rule #{index} (no id)"
         if not isinstance(raw, dict):
             raise RequirementsError(f"{file}: {label}: expected a mapping")
         try:
-            req = Requirement.model_validate(raw)
+            raw = _bind_profile(raw, profile)
+            req = Requirement.model_validate(raw, context={"model": model})
+        except ProfileError as exc:
+            raise RequirementsError(f"{file}: {label}: {exc}") from None
         except ValidationError as exc:
             raise RequirementsError(f"{file}: {label} is invalid: {_describe(exc)}") from None
         if req.id in seen:
-            raise RequirementsError(f"{file}: duplicate requirement id {req.id!r}")
+            raise RequirementsError(f"{file}: duplicate rule id {req.id!r}")
         seen.add(req.id)
         requirements.append(req)
     return requirements
+
+
+def _bind_profile(raw: dict, profile: dict | None) -> dict:
+    """Replace params written {profile: path} with the profile's value, keeping where it came from."""
+    params = raw.get("params")
+    if not isinstance(params, dict) or not any(_is_profile_ref(v) for v in params.values()):
+        return raw
+    profile = profile if profile is not None else load_profile()
+    bound, origins = dict(params), {}
+    for name, value in params.items():
+        if _is_profile_ref(value):
+            param = parameter(profile, value["profile"])
+            bound[name] = param.value
+            origins[name] = {"path": value["profile"], "value": param.value, "unit": param.unit,
+                             "source": param.source, "confidence": param.confidence,
+                             "profile": profile.get("id")}
+    return {**raw, "params": bound, "profile_values": origins}
+
+
+def _is_profile_ref(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"profile"} and isinstance(value["profile"], str)
 
 
 def _describe(exc: ValidationError) -> str:
@@ -289,6 +338,8 @@ def _holds(cond: Condition, scope: Any, record: ProcedureRecord) -> bool:
         return not _holds(cond.not_, scope, record)
     if op == "evidence":
         return bool(record.evidence.get(cond.evidence))
+    if op == "is_true":
+        return cond.is_true is True
     value = _get(scope, cond.field)
     if op == "present":
         return _present(value) == cond.present
@@ -301,6 +352,12 @@ def _holds(cond: Condition, scope: Any, record: ProcedureRecord) -> bool:
             return False
         limit = getattr(cond, op)
         return {"gte": value >= limit, "gt": value > limit, "lte": value <= limit, "lt": value < limit}[op]
+    if op in ("contains", "contains_any"):
+        if not isinstance(value, (list, tuple, set)):
+            return False
+        have = {_norm(v) for v in value}
+        wanted = [cond.contains] if op == "contains" else cond.contains_any
+        return any(_norm(w) in have for w in wanted)
     items = value or []
     if op == "any_item":
         return any(_holds(cond.any_item, item, record) for item in items)
@@ -319,8 +376,11 @@ def _evidence_for(req: Requirement, record: ProcedureRecord) -> list[Evidence]:
     return sorted(set(spans), key=lambda e: (e.start, e.end))
 
 
-def evaluate(record: ProcedureRecord, requirements: list[Requirement] | None = None) -> list[Finding]:
-    """One Finding per requirement, in file order. `requirements` defaults to the shipped file."""
+def evaluate(record: Any, requirements: list[Requirement] | None = None) -> list[Finding]:
+    """One Finding per requirement, in file order. `requirements` defaults to the shipped file.
+
+    `record` is the model the rules were loaded for (ProcedureRecord, or CoverageFacts): anything with
+    the fields the conditions name and an `evidence` mapping."""
     if requirements is None:
         requirements = load_requirements()
     findings = []
@@ -334,7 +394,7 @@ def evaluate(record: ProcedureRecord, requirements: list[Requirement] | None = N
         else:
             status, message = "missing", req.message_missing
         findings.append(Finding(
-            id=req.id, title=req.title, status=status, severity=req.severity, message=message,
+            id=req.id, title=req.title, status=status, severity=req.severity, kind=req.kind, message=message,
             query=req.query if status == "missing" else None, source=req.source,
             evidence=_evidence_for(req, record),
         ))

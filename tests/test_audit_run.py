@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from notecheck.audit import SourceOptions, run_audit
-from notecheck.audit.billing import evaluate_billed, load_billing_rules, parse_billed
+from notecheck.coverage.billing import evaluate_billed, load_billing_rules, parse_billed
 from notecheck.record import CodeSuggestion, NoteResult, RationaleStep
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -210,11 +210,11 @@ def test_billed_codes_supported_or_mismatched_with_direction_and_evidence(export
 
     def billing(row_id):
         line = lines[row_id]
-        found = {f["id"]: f for f in line["findings"] if f["id"].startswith("billed_")}
+        found = {f["id"]: f for f in line["findings"] if f["kind"] == "coding"}
         return line, line["audit"]["billing"], found
 
     line, info, found = billing("bill-ok")
-    assert info["status"] == "supported" and found["billed_code_supported"]["status"] == "met"
+    assert info["status"] == "supported" and found["billed_code_mismatch"]["status"] == "met"
 
     line, info, found = billing("bill-higher")
     assert line["code"]["cpt"] == "62322"
@@ -236,8 +236,8 @@ def test_billed_codes_supported_or_mismatched_with_direction_and_evidence(export
     assert info["direction"] == "out_of_family" and info["supported_family"] == "transforaminal"
     _, info, found = billing("bill-mod50")
     assert info["status"] == "supported"
-    assert found["billed_claim_line_not_allowed"]["status"] == "missing"
-    assert "modifier 50" in found["billed_claim_line_not_allowed"]["message"]
+    assert found["no_bilateral_modifier"]["status"] == "missing"
+    assert "Modifier 50" in found["no_bilateral_modifier"]["message"]
     assert lines["r000"]["audit"]["billing"] is None    # no billed code, no billing finding
 
     stats = json.loads((out / "summary.json").read_text())
@@ -270,24 +270,26 @@ def _result(cpt: str | None, family: str | None = None) -> NoteResult:
 ])
 def test_direction_comes_from_the_axes_in_billing_yaml(billed, supported, direction):
     findings, info = evaluate_billed(_result(supported), billed, load_billing_rules())
-    assert info["direction"] == direction and findings[0].id == "billed_code_mismatch"
+    (mismatch,) = [f for f in findings if f.id == "billed_code_mismatch"]
+    assert info.direction == direction and mismatch.status == "missing" and mismatch.kind == "coding"
 
 
 def test_billed_values_are_parsed_into_claim_lines():
     lines = parse_billed("cpt 62323-50, 77003; +0777T lt")
     assert [(ln.code, ln.modifiers) for ln in lines] == [("62323", ["50"]), ("77003", []), ("0777T", ["LT"])]
-    findings, info = evaluate_billed(_result("62323"), "62323, 77003, 0777T", load_billing_rules())
+    findings, info = evaluate_billed(_result("62323"), "62323-RT, 77003, 0777T", load_billing_rules())
     problems = [f.message.split(":")[0] for f in findings if f.id == "billed_claim_line_not_allowed"]
-    assert problems == ["77003", "0777T"]   # 0777T without a documented pressure-sensing device
+    # 77003 has a rule of its own (coverage.yaml no_separate_imaging_code); 0777T lacks a documented device
+    assert problems == ["62323-RT", "0777T"]
     findings, info = evaluate_billed(_result("62323"), "62323, 62321", load_billing_rules())
     assert [f.message.split(":")[0] for f in findings if f.id == "billed_claim_line_not_allowed"] == ["62323, 62321"]
     findings, info = evaluate_billed(_result("62323"), "n/a", load_billing_rules())
-    assert info["status"] == "unreadable" and findings[0].severity == "warning"
+    assert info.status == "unreadable" and [(f.id, f.severity) for f in findings] == [("billed_code_unreadable", "warning")]
     findings, info = evaluate_billed(_result(None, "no_procedure"), "62323", load_billing_rules())
-    assert info["direction"] == "not_supported"
+    assert info.direction == "not_supported"
     error = NoteResult(note_id="n", status="error", error="note n: empty note")
     findings, info = evaluate_billed(error, "62323", load_billing_rules())
-    assert findings == [] and info["status"] == "not_checked"
+    assert findings == [] and info.status == "not_checked"
 
 
 def test_billing_yaml_covers_the_code_matrix_and_cites_a_source_for_each_rule():

@@ -28,7 +28,9 @@ def test_terse_shorthand_note(check):
     steroid = next(m for m in rec.medications if m.category == "steroid")
     assert (steroid.name, steroid.dose, steroid.unit) == ("methylprednisolone acetate", 80, "mg")
     assert rec.post_procedure_assessment and rec.consent
-    assert [f.id for f in r.findings if f.status == "missing"] == []
+    # "Pain 8 -> 3" implies the 0-10 NRS but names no scale: the one (warning-level) gap
+    assert [f.id for f in r.findings if f.status == "missing"] == ["pain_scale"]
+    assert rec.pain_scores.scale is None
 
 
 def test_all_caps_note(check):

@@ -54,11 +54,14 @@ def test_quantities(spans, text, surface, number, unit, kind):
 
 
 @pytest.mark.parametrize("text, values", [
-    ("Pain 7/10 today.", [{"score": 7.0, "scale": "NRS"}]),
-    ("NRS 8 on arrival.", [{"score": 8.0, "scale": "NRS"}]),
-    ("VAS 6 out of 10 before.", [{"score": 6.0, "scale": "NRS"}]),
-    ("VAS 70/100 mm.", [{"score": 70.0, "scale": "VAS-100"}]),
-    ("Pain improved from 8 to 2.", [{"pre": 8.0, "post": 2.0, "scale": "NRS"}]),
+    # scale_named: the score's own words name the scale; otherwise the scale is only implied and the
+    # extractor looks for a scale name elsewhere in the note (notecheck/extract/pain.py)
+    ("Pain 7/10 today.", [{"score": 7.0, "scale": "NRS", "scale_named": False}]),
+    ("NRS 8 on arrival.", [{"score": 8.0, "scale": "NRS", "scale_named": True}]),
+    ("VAS 6 out of 10 before.", [{"score": 6.0, "scale": "NRS", "scale_named": False}]),
+    ("VAS 70/100 mm.", [{"score": 70.0, "scale": "VAS-100", "scale_named": False}]),
+    ("Pain 6 on a 0-10 scale.", [{"score": 6.0, "scale": "NRS", "scale_named": True}]),
+    ("Pain improved from 8 to 2.", [{"pre": 8.0, "post": 2.0, "scale": "NRS", "scale_named": False}]),
 ])
 def test_pain_scores(spans, text, values):
     assert [f[3] for f in spans(text, "PAIN_SCORE")] == values

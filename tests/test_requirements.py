@@ -5,6 +5,8 @@ Records are built by hand (no NLP), so these tests pin the rules, not the extrac
 
 from __future__ import annotations
 
+import shutil
+
 from pathlib import Path
 
 import pytest
@@ -101,6 +103,7 @@ def test_payer_requirements_cite_an_lcd(reqs):
 def test_default_location_comes_from_patterns_dir(reqs, tmp_path, monkeypatch):
     # patterns_path honours NOTECHECK_PATTERNS; pointing it at a copy proves the default goes through it.
     (tmp_path / "requirements.yaml").write_text(YAML_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    shutil.copytree(YAML_FILE.parent / "profiles", tmp_path / "profiles")  # conservative_therapy's weeks
     monkeypatch.setenv("NOTECHECK_PATTERNS", str(tmp_path))
     assert [r.id for r in load_requirements()] == [r.id for r in reqs]
     assert [r.id for r in load_requirements(YAML_FILE.parent)] == [r.id for r in reqs]  # a directory
@@ -157,7 +160,7 @@ def test_loader_rejects_malformed_requirement_naming_file_and_id(tmp_path, mutat
 def test_loader_rejects_duplicate_ids_bad_yaml_and_missing_file(tmp_path):
     data = shipped()
     data["requirements"].append(dict(data["requirements"][0]))
-    with pytest.raises(RequirementsError, match="duplicate requirement id 'consent'"):
+    with pytest.raises(RequirementsError, match="duplicate rule id 'consent'"):
         load_requirements(write_yaml(tmp_path, data))
 
     bad = tmp_path / "bad.yaml"

@@ -362,7 +362,7 @@ def test_a_check_over_the_time_limit_is_a_503(tmp_path):
     from notecheck.service.app import ServiceSettings, create_app
 
     class Hanging:
-        def check(self, text, note_id="note"):
+        def check(self, text, note_id="note", billed=None):
             time.sleep(1.0)
 
     app = create_app(ServiceSettings(feedback_db=tmp_path / "f.sqlite", request_timeout_s=0.1))
@@ -407,3 +407,28 @@ def test_keep_alive_requests_are_not_held_back_by_delayed_acks(server):
         assert server.client.get("/cds-services").status_code == 200
         times.append(time.perf_counter() - started)
     assert statistics.median(times) < 0.03, f"median {statistics.median(times) * 1000:.1f} ms"
+
+
+# ---------------------------------------------------------------- claims: billed codes with the note
+
+
+def test_order_sign_compares_the_ordered_cpt_code_with_the_note(server):
+    body = order_sign_request(doc_ref(INCOMPLETE))
+    body["context"]["draftOrders"]["entry"][0]["resource"]["code"]["coding"][0]["code"] = "62321"
+    cards = cards_of(hook(server, "epidural-note-check", body))
+    mismatch = [c for c in cards if c["source"]["topic"]["code"] == "billed_code_mismatch"]
+    assert len(mismatch) == 1 and mismatch[0]["indicator"] == "critical"
+    assert "62321" in mismatch[0]["detail"] and "62323" in mismatch[0]["detail"]
+
+
+def test_v1_check_takes_the_billed_claim(server):
+    r = server.client.post("/v1/check", json={"note_id": "n-8", "text": INCOMPLETE, "billed": "62323-50, 77003"})
+    assert r.status_code == 200
+    result = NoteResult.model_validate(r.json())
+    assert result.claim.billed == "62323-50, 77003" and result.claim.status == "supported"
+    failed = {f.id for f in result.findings if f.status == "missing" and f.kind == "coding"}
+    assert failed == {"no_bilateral_modifier", "no_separate_imaging_code"}
+    plain = server.client.post("/v1/check?billed=62323-KX", content=INCOMPLETE.encode(),
+                               headers={"content-type": "text/plain"})
+    assert {f["id"] for f in plain.json()["findings"] if f["status"] == "missing" and f["kind"] == "coding"} == {
+        "kx_only_for_snrb"}

@@ -12,7 +12,6 @@ dates of service, so two notes of one visit count once and re-recording a note i
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import sqlite3
@@ -23,12 +22,12 @@ from datetime import date
 from pathlib import Path
 
 from ..patterns_path import load_yaml, patterns_dir
+from ..profiles import DEFAULT_PROFILE, load_profile  # noqa: F401 - re-exported for callers
 from . import prior_response
 from .history_rules import HistoryFindings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PROFILE = "medicare"
 SCHEMA_VERSION = "1"
 # Commit at least this often: one transaction per note would cost ~40 us each (5 s per 100k notes).
 COMMIT_EVERY_NOTES = 500
@@ -63,49 +62,6 @@ CREATE TABLE IF NOT EXISTS sessions (
 -- Serves every history query: by patient, then region group (at most two), then date.
 CREATE INDEX IF NOT EXISTS sessions_patient_region_date ON sessions (patient_id, region_group, service_date);
 """
-
-
-def load_profile(name_or_path: str | None = None) -> dict:
-    """A payer profile by name (patterns/profiles/<name>.yaml) or path, with `extends:` resolved.
-
-    Raises ValueError naming the profile when it is missing, malformed or extends itself."""
-    return _load_profile(str(name_or_path or DEFAULT_PROFILE), None, ())
-
-
-def _load_profile(name: str, base_dir: Path | None, seen: tuple[Path, ...]) -> dict:
-    path = _find_profile(name, base_dir)
-    if path in seen:
-        raise ValueError(f"payer profile {name!r}: 'extends' loops back to {path.name}")
-    try:
-        data = copy.deepcopy(load_yaml(path))  # the loader caches: never mutate what it returns
-    except Exception as exc:  # noqa: BLE001 - yaml.YAMLError, OSError, UnicodeDecodeError
-        raise ValueError(f"payer profile {name!r} ({path}): cannot be read ({type(exc).__name__})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"payer profile {name!r} ({path}): not a mapping")
-    parent = data.pop("extends", None)
-    if parent:
-        data = _merge(_load_profile(str(parent), path.parent, seen + (path,)), data)
-    return data
-
-
-def _find_profile(name: str, base_dir: Path | None) -> Path:
-    as_path = Path(name)
-    profiles = patterns_dir() / "profiles"
-    if as_path.suffix in (".yaml", ".yml") or len(as_path.parts) > 1:
-        candidates = [as_path] + ([base_dir / as_path] if base_dir and not as_path.is_absolute() else [])
-    else:
-        candidates = [d / f"{name}.yaml" for d in (base_dir, profiles) if d is not None]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate.resolve()
-    raise ValueError(f"payer profile {name!r} not found (looked for {', '.join(str(c) for c in candidates)})")
-
-
-def _merge(base: dict, override: dict) -> dict:
-    out = dict(base)
-    for key, value in override.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
 
 
 @dataclass

@@ -28,7 +28,7 @@ TEMPLATE = Path(__file__).with_name("report_template.html")
 DATA_MARK = "\x00notes\x00"  # stands in for the notes' JSON until it is streamed into the file
 # Where spans overlap, the most specific kind gives the colour; the tooltip still lists every span.
 KIND_ORDER = ("medication", "diagnosis", "field", "finding", "code")
-BILLED_MISMATCH, BILLED_SUPPORTED = "billed_code_mismatch", "billed_code_supported"
+BILLED_MISMATCH = "billed_code_mismatch"
 
 
 def write_report(out_path: Path, summary: dict, notes: Iterable[tuple[dict, str | None]],
@@ -100,7 +100,9 @@ def _findings(result: dict) -> list[dict]:
         if key and key not in seen:
             seen.add(key)
             fid = str(f.get("id") or "?")
-            out.append(dict(f, id=fid, origin="billing" if fid.startswith("billed_code") else origin))
+            # claim findings (kind "coding") are shown with the billing column, not as missing documentation
+            out.append(dict(f, id=fid, origin="billing" if f.get("kind") == "coding" or fid.startswith("billed_")
+                            else origin))
     return out
 
 
@@ -135,7 +137,7 @@ def _row(result: dict, seq: int) -> dict:
     if not billed_state:  # no billing block: read the billing findings themselves
         if any(f["id"] == BILLED_MISMATCH and f.get("status") == "missing" for f in findings):
             billed_state = "mismatch"
-        elif any(f["id"] == BILLED_SUPPORTED for f in findings):
+        elif any(f["id"] == BILLED_MISMATCH and f.get("status") == "met" for f in findings):
             billed_state = "supported"
     pair = ""
     if billed_state == "mismatch":

@@ -29,6 +29,7 @@ from typing import TextIO
 from ..patterns_path import patterns_dir
 from . import outputs
 from .sources import Source, SourceNote, SourceOptions, open_source
+from ..profiles import load_profile
 from .workers import InProcess, Item, Pool, check_fallback, check_task, finalize_fallback, finalize_task
 
 CHUNK = 32                 # NoteChecker.check_many's batch: nlp.pipe works on 32 at a time
@@ -65,10 +66,12 @@ class AuditSetupError(ValueError):
 
 def run_audit(source_path: Path, out_dir: Path, *, options: SourceOptions, jobs: int | None = None,
               resume: bool = False, db_path: Path | None = None, quiet: bool = False,
-              progress: bool | None = None, err: TextIO | None = None) -> AuditSummary:
+              progress: bool | None = None, err: TextIO | None = None,
+              profile: str | None = None) -> AuditSummary:
     """Audit every note of `source_path` into `out_dir`. Raises SourceError / AuditSetupError before
-    writing anything when the source or the history database cannot be used, and KeyboardInterrupt
-    after saving what was done (`resume=True` continues it)."""
+    writing anything when the source, the payer profile or the history database cannot be used, and
+    KeyboardInterrupt after saving what was done (`resume=True` continues it). `profile`: a payer
+    profile id or path (default Medicare), for every per-note and cross-encounter rule."""
     from .history import History   # imported late: only a run needs SQLite
 
     err = err or sys.stderr
@@ -81,7 +84,11 @@ def run_audit(source_path: Path, out_dir: Path, *, options: SourceOptions, jobs:
 
     results_path = out_dir / outputs.RESULTS
     # Opened here, before any worker, so the schema exists before several processes connect.
-    history = _open_history(History, db_path)
+    try:
+        profile_data = load_profile(profile)
+    except ValueError as exc:
+        raise AuditSetupError(str(exc)) from None
+    history = _open_history(History, db_path, profile_data)
     done: set[str] = set()
     if resume:
         done, dropped = outputs.resume_state(results_path)
@@ -94,7 +101,8 @@ def run_audit(source_path: Path, out_dir: Path, *, options: SourceOptions, jobs:
     show_progress = (not quiet and err.isatty()) if progress is None else progress
     reader = _Reader(source, done)
     folder = str(patterns_dir())
-    engine = InProcess(folder, str(db_path), history) if jobs == 1 else Pool(jobs, folder, str(db_path))
+    engine = (InProcess(folder, str(db_path), history, profile) if jobs == 1
+              else Pool(jobs, folder, str(db_path), profile))
     try:
         errors_shown = _check_all(engine, reader, results_path, resume, quiet, show_progress, err)
         summary = _final_pass(engine, out_dir, reader, source)
@@ -116,9 +124,9 @@ def run_audit(source_path: Path, out_dir: Path, *, options: SourceOptions, jobs:
     return result
 
 
-def _open_history(history_class, path: Path):
+def _open_history(history_class, path: Path, profile: dict):
     try:
-        return history_class(path)
+        return history_class(path, profile)
     except (sqlite3.Error, ValueError, OSError) as exc:
         detail = str(exc) if isinstance(exc, ValueError) else type(exc).__name__
         raise AuditSetupError(f"history database {path}: cannot be used ({detail})") from None

@@ -25,7 +25,6 @@ import orjson
 
 from ..record import NoteResult
 from . import outputs
-from .billing import evaluate_billed, load_billing_rules
 
 IN_FLIGHT_PER_JOB = 2      # enough to keep every worker busy while the main process writes
 # A worker that dies on a note (segfault, OOM kill) breaks the pool; the chunk is retried one item at a
@@ -38,26 +37,27 @@ Item = tuple[str, str | None, str | None, list[str], str | None, dict]
 _state: dict = {}
 
 
-def init_state(folder: str, db_path: str, history=None) -> None:
-    """Build this process's checker, billing rules and history connection (once per process)."""
-    if _state.get("folder") != folder:
+def init_state(folder: str, db_path: str, history=None, profile: str | None = None) -> None:
+    """Build this process's checker and history connection (once per process), for one payer profile."""
+    if _state.get("folder") != folder or _state.get("profile") != profile:
         from ..engine import NoteChecker   # the 1.5 s pipeline build
 
-        _state.update(folder=folder, checker=NoteChecker(folder), billing=load_billing_rules(Path(folder)))
+        _state.update(folder=folder, profile=profile, checker=NoteChecker(folder, profile=profile))
     if history is not None:
         _state["history"] = history
     elif _state.get("db_path") != db_path:
+        from ..profiles import load_profile
         from .history import History
 
-        _state["history"] = History(Path(db_path))
+        _state["history"] = History(Path(db_path), load_profile(profile))
     _state["db_path"] = db_path
 
 
-def _init_worker(folder: str, db_path: str, parent: int) -> None:
+def _init_worker(folder: str, db_path: str, parent: int, profile: str | None) -> None:
     # Ctrl-C reaches the whole process group; only the main process decides what to do about it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
-    init_state(folder, db_path)
+    init_state(folder, db_path, profile=profile)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -75,12 +75,12 @@ def check_task(items: list[Item]) -> list[tuple[str, str, str | None]]:
 
     Each note is recorded in the history before this returns, so the journal the main process appends
     these lines to never lists a note the history lacks."""
-    checker, rules, history = _state["checker"], _state["billing"], _state["history"]
-    readable = [(item[0], item[1]) for item in items if item[2] is None]
+    checker, history = _state["checker"], _state["history"]
+    readable = [(item[0], item[1], item[4]) for item in items if item[2] is None]
     try:
         checked = list(checker.check_many(readable))
     except Exception:  # noqa: BLE001 - retry one at a time so a failure stays with its note
-        checked = [_check_one(checker, note_id, text) for note_id, text in readable]
+        checked = [_check_one(checker, note_id, text, billed) for note_id, text, billed in readable]
     by_order = iter(checked)
     out = []
     for note_id, text, error, warnings, billed, meta in items:
@@ -90,7 +90,7 @@ def check_task(items: list[Item]) -> list[tuple[str, str, str | None]]:
             result = next(by_order)
             if warnings:
                 result = result.model_copy(update={"warnings": [*warnings, *result.warnings]})
-        line = _line(result, billed, meta, rules)
+        line = _line(result, billed, meta)
         try:
             # Error notes too: a note id that was fine in an earlier audit and is unreadable now must
             # stop counting as a session.
@@ -136,22 +136,19 @@ def check_fallback(items: list[Item], reason: str) -> list[tuple[str, str, str |
     return out
 
 
-def _check_one(checker, note_id: str, text: str) -> NoteResult:
+def _check_one(checker, note_id: str, text: str, billed: str | None) -> NoteResult:
     try:
-        return checker.check(text, note_id)
+        return checker.check(text, note_id, billed)
     except Exception as exc:  # noqa: BLE001
         return NoteResult(note_id=note_id, status="error",
                           error=f"note {note_id}: internal error while checking ({type(exc).__name__})")
 
 
-def _line(result: NoteResult, billed: str | None, meta: dict, rules) -> dict:
-    try:
-        findings, billing = evaluate_billed(result, billed, rules)
-    except Exception as exc:  # noqa: BLE001 - a billing bug must not lose the note's result
-        findings, billing = [], {"billed": billed, "status": "not_checked",
-                                 "error": f"billing comparison failed ({type(exc).__name__})"}
-    if findings:
-        result = result.model_copy(update={"findings": [*result.findings, *findings]})
+def _line(result: NoteResult, billed: str | None, meta: dict) -> dict:
+    # The engine compared the claim (NoteResult.claim); a note that never reached it (unreadable input)
+    # still says a claim was given and not checked.
+    billing = (result.claim.model_dump(mode="json") if result.claim is not None
+               else {"billed": billed, "status": "not_checked"} if billed and billed.strip() else None)
     line = result.model_dump(mode="json")
     # "audit" last, and history_findings/complete last in it: the contract's keys come first.
     line["audit"] = {**meta, "billing": billing, "history_findings": [], "complete": False}
@@ -167,8 +164,8 @@ Fallback = Callable[[list, str], list]
 class InProcess:
     """--jobs 1: the same tasks, in this process."""
 
-    def __init__(self, folder: str, db_path: str, history) -> None:
-        init_state(folder, db_path, history)
+    def __init__(self, folder: str, db_path: str, history, profile: str | None = None) -> None:
+        init_state(folder, db_path, history, profile)
 
     def map(self, task, chunks: Iterable[tuple[list, object]], fallback: Fallback) -> Iterator[tuple[list, object, list]]:
         for payload, ctx in chunks:
@@ -185,13 +182,13 @@ class Pool:
     """Worker processes (spawn: a fresh interpreter, no forked spaCy or SQLite state); results come back
     in submission order with at most jobs * IN_FLIGHT_PER_JOB chunks in flight (flat memory)."""
 
-    def __init__(self, jobs: int, folder: str, db_path: str) -> None:
-        self.jobs, self.folder, self.db_path = jobs, folder, db_path
+    def __init__(self, jobs: int, folder: str, db_path: str, profile: str | None = None) -> None:
+        self.jobs, self.folder, self.db_path, self.profile = jobs, folder, db_path, profile
         self.executor = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.jobs, mp_context=mp.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(self.folder, self.db_path, os.getpid()))
+                                   initializer=_init_worker, initargs=(self.folder, self.db_path, os.getpid(), self.profile))
 
     def _restart(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

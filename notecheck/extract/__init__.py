@@ -7,7 +7,9 @@
     medications.py    drugs, doses, volumes, concentrations
     pain.py           pre/post pain scores
     conservative.py   conservative care and its duration
-    documentation.py  consent, complications, disposition, diagnoses, imaging correlation, pain context
+    documentation.py  consent, complications, disposition, imaging correlation, pain context
+    diagnoses.py      current diagnoses and their ICD-10-CM candidates (patterns/icd10cm.yaml)
+    sedation.py       sedation level and reason, separate E/M, biologic injectants this session
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from spacy.tokens import Doc
 
 from ..record import Evidence, ProcedureRecord
 from . import anatomy, catheter, conservative, documentation, imaging, medications, pain, procedure
+from . import sedation
 from .context import Extraction
+from .diagnoses import extract_diagnoses, states_indication
 from .cues import load_cues
 from .mentions import view_of
 
@@ -45,16 +49,18 @@ def extract(doc: Doc, patterns_folder: Path) -> ExtractionResult:
 
     region, levels, multiple_regions = anatomy.extract_region_and_levels(x, proc.approach)
     approach = proc.approach
-    if proc.in_family and approach is None:
+    approach_inferred = proc.in_family and approach is None
+    if approach_inferred:
         # In this family an epidural that is not caudal is interlaminar ("18g Tuohy into the lumbar
         # epidural space with LOR"); transforaminal and the others are out of family.
         approach = "interlaminar"
-    diagnoses = documentation.extract_diagnoses(x, region)
+    diagnoses = extract_diagnoses(x, patterns_folder, region, levels, proc.anesthetic_for)
     record = ProcedureRecord(
         procedure=None,
         region=region,
         levels=levels,
         approach=approach,
+        approach_inferred=approach_inferred,
         laterality=anatomy.extract_laterality(x),
         imaging=imaging.extract_imaging(x),
         contrast=imaging.extract_contrast(x),
@@ -64,7 +70,7 @@ def extract(doc: Doc, patterns_folder: Path) -> ExtractionResult:
         pain_scores=pain.extract_pain_scores(x),
         conservative_therapy=conservative.extract_conservative_therapy(x),
         diagnoses=diagnoses,
-        indication=documentation.extract_indication(x, diagnoses),
+        indication=documentation.extract_indication(x, diagnoses) or states_indication(x, patterns_folder),
         imaging_correlation=documentation.extract_imaging_correlation(x),
         complications_documented=documentation.extract_complications(x),
         post_procedure_assessment=documentation.extract_post_procedure_assessment(x),
@@ -77,6 +83,10 @@ def extract(doc: Doc, patterns_folder: Path) -> ExtractionResult:
         # "Scheduled: L4-L5 ILESI, fluoro ... cancelled": nothing was guided today.
         record.imaging = None
         x.evidence.pop("imaging", None)
+    # The coverage rules' billing context: sedation and its reason, a separate E/M, biologics injected.
+    record.sedation = sedation.extract_sedation(x, patterns_folder)
+    record.separate_em = sedation.extract_separate_em(x, patterns_folder)
+    record.medications = sedation.session_medications(x, patterns_folder, record.medications)
     record.evidence = x.evidence
     current = [m for m in x.view.mentions if m.current]
     return ExtractionResult(
@@ -85,7 +95,8 @@ def extract(doc: Doc, patterns_folder: Path) -> ExtractionResult:
         multiple_regions=multiple_regions,
         unsafe_contrast=[m.evidence for m in imaging.unsafe_intrathecal_contrast(x)],
         pressure_device=[m.evidence for m in current if m.label == "PRESSURE_DEVICE"],
-        sedation=[m.evidence for m in current if m.label == "SEDATION"],
+        # The code note on sedation follows the record: minimal sedation and oral anxiolysis are not it.
+        sedation=list(x.evidence.get("sedation", [])) if record.sedation.level else [],
     )
 
 

@@ -43,6 +43,7 @@ class Cues:
     pain_score_only: re.Pattern
     prior_injection_labels: frozenset
     pain_today: re.Pattern
+    pain_scale_named: re.Pattern
     contrast_use: re.Pattern
     contrast_reaction: re.Pattern
     contrast_field_none: re.Pattern
@@ -84,6 +85,7 @@ def load_cues(folder: Path) -> Cues:
         pain_score_only=re.compile(data["pain_score_only"], re.IGNORECASE),
         prior_injection_labels=frozenset(data["pain_prior_injection"]["labels"]),
         pain_today=re.compile(data["pain_prior_injection"]["today"], re.IGNORECASE),
+        pain_scale_named=re.compile(data["pain_scale_named"]),
         contrast_use=re.compile(data["contrast_use"], re.IGNORECASE),
         contrast_reaction=re.compile(data["contrast_reaction"], re.IGNORECASE),
         contrast_field_none=re.compile(data["contrast_field_none"], re.IGNORECASE),

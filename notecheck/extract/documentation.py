@@ -1,4 +1,4 @@
-"""How consent, complications, post-procedure status, indication/diagnoses, imaging correlation and
+"""How consent, complications, post-procedure status, the indication, imaging correlation and
 the pain context (acute postoperative, trauma, herpes zoster) are found. Template blanks
 ("Consent: ___") are not documentation."""
 
@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from ..record import Diagnosis
 from .context import Extraction
+
+# The diagnoses themselves and their ICD-10-CM codes are found in diagnoses.py.
 
 
 def _documented(x: Extraction, label: str, section: str, key: str, allow_negated: bool,
@@ -53,26 +55,6 @@ def extract_post_procedure_assessment(x: Extraction) -> bool:
     return _documented(x, "DISPOSITION", "disposition", "post_procedure_assessment", allow_negated=False,
                        keep_mention=lambda m: not (m.historical or m.section == "past_history"),
                        keep_section=more_than_a_pain_score)
-
-
-def extract_diagnoses(x: Extraction, region: str | None) -> list[Diagnosis]:
-    diagnoses: dict[str, Diagnosis] = {}
-    code_in_sentence: dict[int, object] = {}
-    for c in x.view.of("ICD10"):
-        if not c.negated:
-            code_in_sentence.setdefault(c.sentence, c)
-    for m in x.view.of("DIAGNOSIS"):
-        if m.negated or m.hypothetical or m.family or m.section in ("plan", "allergies"):
-            continue
-        name = m.meta["name"]
-        code_here = code_in_sentence.get(m.sentence)
-        icd10 = code_here.meta["code"] if code_here else (m.meta.get("icd10_by_region") or {}).get(region or "")
-        dx = diagnoses.setdefault(name, Diagnosis(text=m.evidence.text, icd10=icd10))
-        dx.evidence.append(m.evidence)
-        if code_here and code_here.evidence not in dx.evidence:
-            dx.evidence.append(code_here.evidence)
-        x.cite("indication", m)
-    return list(diagnoses.values())
 
 
 def extract_indication(x: Extraction, diagnoses: list[Diagnosis]) -> bool:

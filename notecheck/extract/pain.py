@@ -75,7 +75,20 @@ def extract_pain_scores(x: Extraction) -> PainScores:
         if which == "pre" and pre_at is None:
             pre_at = m.start
         scores.scale = scores.scale or m.meta.get("scale")
+    if scores.scale and not _scale_named(x, mentions):
+        scores.scale = None   # "7/10" implies the NRS but does not name a scale (pain_scale requirement)
     return scores
+
+
+def _scale_named(x: Extraction, mentions: list[Mention]) -> bool:
+    """A scale is named by the score's own pattern ("NRS 7", "VAS 70 mm", "6 on a 0-10 scale") or by a
+    scale name anywhere in the note ("Pain scores on the numeric rating scale: ...")."""
+    if any(m.meta.get("scale_named") for m in mentions):
+        return True
+    named = x.cues.pain_scale_named.search(x.view.text)
+    if named:
+        x.cite_span("pain_scores.scale", named.start(), named.end())
+    return named is not None
 
 
 def scores_evidence_start(x: Extraction, which: str) -> int | None:

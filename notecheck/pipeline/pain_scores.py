@@ -20,7 +20,7 @@ def parse_pain_score(match, pattern, text):
         pre, post = float(groups["pre"]), float(groups["post"])
         if pre > top or post > top:
             return None
-        return {"pre": pre, "post": post, "scale": spec.get("scale")}
+        return {"pre": pre, "post": post, "scale": spec.get("scale"), "scale_named": bool(spec.get("names_scale"))}
     score = float(groups["score"])
     if score > top:
         return None
@@ -28,7 +28,7 @@ def parse_pain_score(match, pattern, text):
     written = (groups.get("scale") or "").upper()
     if written in ("NRS", "VAS"):
         scale = written
-    return {"score": score, "scale": scale}
+    return {"score": score, "scale": scale, "scale_named": bool(spec.get("names_scale")) or written in ("NRS", "VAS")}
 
 
 @Language.factory("notecheck_pain_scores", default_config={"patterns_path": None})

@@ -37,7 +37,7 @@ from ..reading import decode_note
 from ..record import NoteResult
 from .cards import CardRules, CdsResponse, HookFacts, build_cards
 from .guard import Guard
-from .hooks import FeedbackRequest, HookRequest, NoteProblem, find_note
+from .hooks import FeedbackRequest, HookRequest, NoteProblem, find_note, ordered_codes
 from .language import not_english_reason
 
 log = logging.getLogger("uvicorn.error.notecheck")
@@ -60,6 +60,7 @@ class ServiceSettings:
     max_body_bytes: int = 1_048_576
     request_timeout_s: float = 5.0
     patterns_dir: Path | None = None
+    profile: str | None = None          # payer profile id or file (default Medicare)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ServiceSettings:
@@ -74,6 +75,8 @@ class ServiceSettings:
             settings.feedback_db = Path(get("FEEDBACK_DB"))
         if get("PATTERNS_DIR"):
             settings.patterns_dir = Path(get("PATTERNS_DIR"))
+        if get("PROFILE"):
+            settings.profile = get("PROFILE")
         try:
             if get("MAX_BODY_BYTES"):
                 settings.max_body_bytes = int(get("MAX_BODY_BYTES"))
@@ -91,6 +94,8 @@ class ServiceSettings:
                "MAX_BODY_BYTES": str(self.max_body_bytes), "REQUEST_TIMEOUT_S": str(self.request_timeout_s)}
         if self.patterns_dir:
             env["PATTERNS_DIR"] = str(self.patterns_dir)
+        if self.profile:
+            env["PROFILE"] = self.profile
         return {ENV_PREFIX + k: v for k, v in env.items()}
 
 
@@ -117,6 +122,8 @@ class ErrorBody(BaseModel):
 class CheckRequest(BaseModel):
     note_id: str | None = Field(default=None, min_length=1, max_length=200)
     text: str
+    billed: str | None = Field(default=None, max_length=500,
+                               description='billed codes and modifiers to compare, e.g. "62323" or "99213-25, 62323"')
 
 
 class ServiceDefinition(BaseModel):
@@ -190,7 +197,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
         state.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notecheck-check")
         loop = asyncio.get_running_loop()
-        state.checker = await loop.run_in_executor(state.executor, NoteChecker, folder)
+        state.checker = await loop.run_in_executor(state.executor, NoteChecker, folder, settings.profile)
         await loop.run_in_executor(state.executor, state.checker.check, _WARM_UP_NOTE, "warm-up")
         state.store = FeedbackStore(settings.feedback_db)
         log.info("notecheck service ready: %d services, authentication %s", len(state.services),
@@ -227,7 +234,7 @@ def _add_routes(app: FastAPI, state: _State) -> None:
                              state.settings.max_body_bytes)
         except NoteProblem as exc:
             raise ApiError(exc.status, exc.error, exc.detail) from None
-        result = await _check(state, note.text, note.note_id)
+        result = await _check(state, note.text, note.note_id, billed=ordered_codes(hook_request))
         context = hook_request.context
         facts = HookFacts(hook_instance=hook_request.hookInstance, note_reference=note.reference,
                           patient_id=_str_or_none(context.get("patientId")),
@@ -254,11 +261,13 @@ def _add_routes(app: FastAPI, state: _State) -> None:
                   "application/json": {"schema": CheckRequest.model_json_schema()}}}})
     async def check(request: Request, format: Literal["json", "fhir"] = "json",  # noqa: A002
                     note_id: str = Query("note", min_length=1, max_length=200,
-                                         description="note id for a text/plain body")):
+                                         description="note id for a text/plain body"),
+                    billed: str | None = Query(None, max_length=500,
+                                               description="billed codes and modifiers for a text/plain body")):
         fhir = format == "fhir"
-        note_id, text, warnings = _check_body(await request.body(), request.headers.get("content-type"),
-                                              note_id, fhir)
-        result = await _check(state, text, note_id, fhir=fhir)
+        note_id, text, warnings, body_billed = _check_body(await request.body(), request.headers.get("content-type"),
+                                                           note_id, fhir)
+        result = await _check(state, text, note_id, fhir=fhir, billed=body_billed or billed)
         if warnings:
             result = result.model_copy(update={"warnings": [*warnings, *result.warnings]})
         if fhir:
@@ -280,14 +289,14 @@ def _service(state: _State, service_id: str) -> ServiceDefinition:
     return service
 
 
-def _check_body(body: bytes, content_type: str | None, note_id: str, fhir: bool) -> tuple[str, str, list[str]]:
+def _check_body(body: bytes, content_type: str | None, note_id: str, fhir: bool) -> tuple[str, str, list[str], str | None]:
     mime = (content_type or "text/plain").split(";", 1)[0].strip().lower()
     if mime == "application/json" or mime.endswith("+json"):
         try:
             request = CheckRequest.model_validate_json(body)
         except ValidationError as exc:
             raise ApiError(400, *_describe(exc.errors(include_input=False)), fhir=fhir) from None
-        note_id = request.note_id or note_id
+        note_id, billed = request.note_id or note_id, request.billed
         text, warnings = request.text, []
         if not text.strip():
             raise ApiError(422, "note cannot be read", f"note {note_id}: empty note", fhir=fhir)
@@ -295,21 +304,21 @@ def _check_body(body: bytes, content_type: str | None, note_id: str, fhir: bool)
         decoded = decode_note(body, note_id)
         if decoded.error or decoded.text is None:
             raise ApiError(422, "note cannot be read", decoded.error or f"note {note_id}: no text", fhir=fhir)
-        text, warnings = decoded.text, decoded.warnings
+        text, warnings, billed = decoded.text, decoded.warnings, None
     else:
         raise ApiError(415, "unsupported media type", f"send the note as text/plain or as JSON "
                        f"{{note_id, text}}, not {mime[:80]}", fhir=fhir)
-    return note_id, text, warnings
+    return note_id, text, warnings, billed
 
 
-async def _check(state: _State, text: str, note_id: str, *, fhir: bool = False) -> NoteResult:
+async def _check(state: _State, text: str, note_id: str, *, fhir: bool = False, billed: str | None = None) -> NoteResult:
     reason = not_english_reason(text)
     if reason:
         raise ApiError(422, "note cannot be checked", f"note {note_id}: {reason}", fhir=fhir)
     loop = asyncio.get_running_loop()
     try:
         result = await asyncio.wait_for(
-            loop.run_in_executor(state.executor, state.checker.check, text, note_id),
+            loop.run_in_executor(state.executor, state.checker.check, text, note_id, billed),
             state.settings.request_timeout_s)
     except TimeoutError:
         log.warning("note %s: check over %.1f s, answered 503", note_id, state.settings.request_timeout_s)

@@ -215,3 +215,31 @@ def _xhtml_text(div: Any) -> str:
     parser.close()
     lines = [_SPACES.sub(" ", line).strip() for line in "".join(parser.parts).split("\n")]
     return "\n".join(line for line in lines if line)
+
+
+CPT_SYSTEMS = ("http://www.ama-assn.org/go/cpt", "urn:oid:2.16.840.1.113883.6.12")
+_ORDER_TYPES = ("ServiceRequest", "Procedure", "ChargeItem")
+
+
+def ordered_codes(request: HookRequest) -> str | None:
+    """The CPT codes the hook's draft orders carry (order-sign `draftOrders`, or any Bundle in context),
+    as a claim string ("62323, 77003") for the billed-code rules; None when no order names a CPT code.
+
+    FHIR orders carry codes, not billing modifiers, so modifier rules need the claim itself (/v1/check
+    `billed`, or `notecheck audit --billed-col`)."""
+    codes: list[str] = []
+    for value in request.context.values():
+        if isinstance(value, dict) and value.get("resourceType") == "Bundle":
+            for entry in value.get("entry") or []:
+                resource = entry.get("resource") if isinstance(entry, dict) else None
+                if isinstance(resource, dict) and resource.get("resourceType") in _ORDER_TYPES:
+                    codes += _cpt_codes(resource.get("code"))
+    codes = [c for c in dict.fromkeys(codes) if re.fullmatch(r"\d{4}[0-9TF]", c)]
+    return ", ".join(codes) or None
+
+
+def _cpt_codes(concept: Any) -> list[str]:
+    if not isinstance(concept, dict):
+        return []
+    return [str(c.get("code", "")).strip() for c in concept.get("coding") or []
+            if isinstance(c, dict) and c.get("system") in CPT_SYSTEMS]

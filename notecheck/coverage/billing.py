@@ -1,4 +1,4 @@
-"""Billed code vs the code the documentation supports: `billed_code_supported` / `billed_code_mismatch`.
+"""Billed code vs the code the documentation supports: the `billed_code_mismatch` rule (met / missing).
 
 The billed value is the raw claim text an auditor holds ("62323", "62323-50", "62323, 77003"). Its 6232x
 code is compared axis by axis (region group, delivery, imaging) with the code notecheck chose, using
@@ -12,24 +12,18 @@ Messages are built from codes, axis names and the engine's own rationale reasons
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from ..coding import load_coding_rules
 from ..patterns_path import load_yaml, patterns_dir
-from ..record import Evidence, Finding, NoteResult
+from ..record import Claim, ClaimAxis, ClaimLine, Evidence, Finding, NoteResult
 
 # CPT (5 digits, or 4 digits + T/F for Category II/III) or HCPCS Level II (a letter + 4 digits).
 _CODE = re.compile(r"^(?:\d{4}[0-9TF]|[A-Z]\d{4})$")
 _TOKEN = re.compile(r"[0-9A-Z]+")
 _AXES = ("region_group", "delivery", "imaging")
-
-
-@dataclass
-class ClaimLine:
-    code: str
-    modifiers: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -43,6 +37,7 @@ class BillingRules:
     findings: dict
     code_axes: dict[str, dict[str, str]]          # "62323" -> {"region_group": ..., "delivery": ..., "imaging": ...}
     family_names: dict[str, str]                  # coding.yaml out_of_family names
+    em_codes: set[str]                            # E/M codes modifier 25 belongs on
 
 
 @cache
@@ -58,6 +53,7 @@ def load_billing_rules(folder: Path | None = None) -> BillingRules:
         not_with_family=data["not_with_family"], add_ons=data["add_ons"],
         max_family_lines=data["max_family_lines"], findings=data["findings"],
         code_axes=code_axes, family_names={k: v["name"] for k, v in coding.out_of_family.items()},
+        em_codes=set(data["em_codes"]["codes"]),
     )
 
 
@@ -66,72 +62,72 @@ def parse_billed(raw: str) -> list[ClaimLine]:
     lines: list[ClaimLine] = []
     for token in _TOKEN.findall(raw.upper()):
         if _CODE.match(token):
-            lines.append(ClaimLine(token))
+            lines.append(ClaimLine(code=token))
         elif len(token) == 2 and lines:
             lines[-1].modifiers.append(token)
     return lines
 
 
-def evaluate_billed(result: NoteResult, billed: str | None, rules: BillingRules) -> tuple[list[Finding], dict | None]:
-    """Findings to add to the note and the structured comparison for results.jsonl's audit.billing."""
+def evaluate_billed(result: NoteResult, billed: str | None, rules: BillingRules) -> tuple[list[Finding], Claim | None]:
+    """The billing findings for the note and the claim with its comparison (NoteResult.claim)."""
     if billed is None or not billed.strip():
         return [], None
     lines = parse_billed(billed)
-    info: dict = {"billed": billed, "lines": [{"code": ln.code, "modifiers": ln.modifiers} for ln in lines],
-                  "billed_code": None, "supported": None, "supported_family": None, "status": None,
-                  "direction": None, "axes": []}
+    claim = Claim(billed=billed, lines=lines)
     if result.status != "ok" or result.code is None:
-        info["status"] = "not_checked"   # the note itself could not be checked; its error says why
-        return [], info
+        claim.status = "not_checked"   # the note itself could not be checked; its error says why
+        return [], claim
     if not lines:
-        info["status"] = "unreadable"
-        return [_finding(rules, "billed_code_unreadable", "The billed value has no CPT/HCPCS code.")], info
+        claim.status = "unreadable"
+        return [_finding(rules, "billed_code_unreadable", "The billed value has no CPT/HCPCS code.")], claim
 
     code = result.code
     ours = [ln for ln in lines if ln.code in rules.code_axes]
     primary = (ours or lines)[0]
-    info.update(billed_code=primary.code, supported=code.cpt, supported_family=code.out_of_family)
-    findings = [_compare(result, primary, rules, info)]
+    claim.billed_code, claim.supported, claim.supported_family = primary.code, code.cpt, code.out_of_family
+    findings = [_finding(rules, "billed_code_unreadable", f"The claim names {len(lines)} code(s).", status="met"),
+                _compare(result, primary, rules, claim)]
     if ours and code.cpt:
-        findings += _claim_line_problems(result, primary, lines, rules)
-    return findings, info
+        findings += _claim_line_problems(result, primary, lines, rules) or [
+            _finding(rules, "billed_claim_line_not_allowed", "No claim line or modifier that is not allowed "
+                     "with 62320-62327.", status="met")]
+    return findings, claim
 
 
-def _compare(result: NoteResult, billed: ClaimLine, rules: BillingRules, info: dict) -> Finding:
+def _compare(result: NoteResult, billed: ClaimLine, rules: BillingRules, claim: Claim) -> Finding:
     code = result.code
     assert code is not None
     if code.cpt is None:
-        return _compare_out_of_family(result, billed, rules, info)
+        return _compare_out_of_family(result, billed, rules, claim)
     if billed.code not in rules.code_axes:
         other = _family_of(billed.code, rules)
         what = f"a {rules.family_names.get(other, other)} code" if other else "not one of 62320-62327"
-        return _mismatch(rules, info, "out_of_family", _evidence(result, _AXES),
+        return _mismatch(rules, claim, "out_of_family", _evidence(result, _AXES),
                          f"Billed {billed.code} ({what}) but the note documents an interlaminar/caudal injection "
                          f"that supports {code.cpt} ({_describe(code.cpt, rules)}).")
     if billed.code == code.cpt:
-        info["status"] = "supported"
-        return _finding(rules, "billed_code_supported",
-                        f"Billed {billed.code} is supported: {_describe(code.cpt, rules)}.",
-                        evidence=_evidence(result, _AXES))
+        claim.status = "supported"
+        return _finding(rules, "billed_code_mismatch", f"Billed {billed.code} is supported: {_describe(code.cpt, rules)}.",
+                        status="met", evidence=_evidence(result, _AXES))
 
     want, have = rules.code_axes[billed.code], rules.code_axes[code.cpt]
     differing = [a for a in _AXES if want[a] != have[a]]
-    info["axes"] = [{"axis": a, "billed": want[a], "supported": have[a], "direction": _axis_direction(a, want[a], have[a], rules)}
-                    for a in differing]
-    direction = _overall_direction(info["axes"])
+    claim.axes = [ClaimAxis(axis=a, billed=want[a], supported=have[a], direction=_axis_direction(a, want[a], have[a], rules))
+                  for a in differing]
+    direction = _overall_direction(claim.axes)
     reasons = {step.axis: step.reason for step in code.rationale}
     details = "; ".join(
         f"{rules.axes[a]['label']}: billed {_value(a, want[a], rules)}, documented {_value(a, have[a], rules)}"
         + (f" ({reasons[_rationale_axis(a)]})" if _rationale_axis(a) in reasons else "")
         for a in differing)
-    queries = [_axis_query(ax, rules) for ax in info["axes"]]
-    return _mismatch(rules, info, direction, _evidence(result, differing),
+    queries = [_axis_query(ax, rules) for ax in claim.axes]
+    return _mismatch(rules, claim, direction, _evidence(result, differing),
                      f"Billed {billed.code} ({_describe(billed.code, rules)}) but the documentation supports "
                      f"{code.cpt} ({_describe(code.cpt, rules)}): {rules.directions[direction]['label']}. {details}.",
                      query=" ".join(q for q in queries if q) or None)
 
 
-def _compare_out_of_family(result: NoteResult, billed: ClaimLine, rules: BillingRules, info: dict) -> Finding:
+def _compare_out_of_family(result: NoteResult, billed: ClaimLine, rules: BillingRules, claim: Claim) -> Finding:
     code = result.code
     assert code is not None
     family = code.out_of_family
@@ -139,15 +135,15 @@ def _compare_out_of_family(result: NoteResult, billed: ClaimLine, rules: Billing
     if family is None or family == "no_procedure":
         why = ("the note documents no injection this session" if family == "no_procedure"
                else "the note does not document the spinal level or region of the injection")
-        return _mismatch(rules, info, "not_supported", evidence,
+        return _mismatch(rules, claim, "not_supported", evidence,
                          f"Billed {billed.code} but the documentation supports no 62320-62327 code: {why}.")
     name = rules.family_names.get(family, family)
     if billed.code in rules.families.get(family, set()):
-        info["status"] = "supported"
-        return _finding(rules, "billed_code_supported",
+        claim.status = "supported"
+        return _finding(rules, "billed_code_mismatch",
                         f"Billed {billed.code} is in the family the note documents ({name}); notecheck does not "
-                        "choose the code within that family.", evidence=evidence)
-    return _mismatch(rules, info, "out_of_family", evidence,
+                        "choose the code within that family.", status="met", evidence=evidence)
+    return _mismatch(rules, claim, "out_of_family", evidence,
                      f"Billed {billed.code} but the note documents a {name}, not that code's family.")
 
 
@@ -179,8 +175,8 @@ def _axis_direction(axis: str, billed: str, supported: str, rules: BillingRules)
     return "higher" if order.index(billed) > order.index(supported) else "lower"
 
 
-def _overall_direction(axes: list[dict]) -> str:
-    kinds = {a["direction"] for a in axes}
+def _overall_direction(axes: list[ClaimAxis]) -> str:
+    kinds = {a.direction for a in axes}
     if "different" in kinds:
         return "different_region"
     if kinds == {"higher"}:
@@ -190,9 +186,9 @@ def _overall_direction(axes: list[dict]) -> str:
     return "mixed"
 
 
-def _axis_query(ax: dict, rules: BillingRules) -> str | None:
-    spec = rules.axes[ax["axis"]]
-    return spec.get("query") if ax["direction"] == "different" else spec.get(f"query_{ax['direction']}")
+def _axis_query(ax: ClaimAxis, rules: BillingRules) -> str | None:
+    spec = rules.axes[ax.axis]
+    return spec.get("query") if ax.direction == "different" else spec.get(f"query_{ax.direction}")
 
 
 def _rationale_axis(axis: str) -> str:
@@ -222,17 +218,18 @@ def _evidence(result: NoteResult, axes) -> list[Evidence]:
     return sorted(spans.values(), key=lambda ev: ev.start)
 
 
-def _mismatch(rules: BillingRules, info: dict, direction: str, evidence: list[Evidence], message: str,
+def _mismatch(rules: BillingRules, claim: Claim, direction: str, evidence: list[Evidence], message: str,
               query: str | None = None) -> Finding:
-    info["status"], info["direction"] = "mismatch", direction
+    claim.status, claim.direction = "mismatch", direction
     source = f"{rules.findings['billed_code_mismatch']['source']}; direction: {rules.directions[direction]['source']}"
     return _finding(rules, "billed_code_mismatch", message, evidence=evidence, query=query, source=source)
 
 
 def _finding(rules: BillingRules, finding_id: str, message: str, *, evidence: list[Evidence] | None = None,
-             query: str | None = None, severity: str | None = None, source: str | None = None) -> Finding:
+             query: str | None = None, severity: str | None = None, source: str | None = None,
+             status: str = "missing") -> Finding:
     spec = rules.findings[finding_id]
-    return Finding(id=finding_id, title=spec["title"], status=spec["status"],
+    return Finding(id=finding_id, title=spec["title"], status=status, kind="coding",
                    severity=severity or spec.get("severity", "error"), message=message,
-                   query=query if query is not None else spec.get("query"),
+                   query=(query if query is not None else spec.get("query")) if status == "missing" else None,
                    source=source or spec["source"], evidence=evidence or [])

@@ -1,0 +1,40 @@
+"""Coverage and coding compliance: the findings an auditor raises beyond missing text.
+
+    facts.py     record + code + claim + payer profile -> CoverageFacts (lookups only)
+    billing.py   billed code vs supported code (billed_code_mismatch) and claim lines not allowed
+    rules (data) patterns/coverage.yaml, in the requirements condition language over CoverageFacts;
+                 payer numbers and lists from patterns/profiles/*.yaml
+
+`CoverageChecker` is built once per NoteChecker (rules and profile loaded once) and called per note.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..record import Claim, Finding, NoteResult
+from ..requirements import evaluate, load_requirements
+from .billing import evaluate_billed, load_billing_rules
+from .facts import CoverageFacts, build_facts
+
+COVERAGE_FILE = "coverage.yaml"
+
+
+class CoverageChecker:
+    def __init__(self, folder: Path, profile: dict, coding_rules) -> None:
+        self.profile = profile
+        self.coding = coding_rules
+        self.rules = load_requirements(folder / COVERAGE_FILE, profile=profile, model=CoverageFacts,
+                                       list_key="rules", file_name=COVERAGE_FILE)
+        self.billing = load_billing_rules(folder)
+
+    def check(self, result: NoteResult, multiple_regions: bool, billed: str | None) -> tuple[list[Finding], Claim | None]:
+        """Coverage findings for a checked note (status ok) plus the billing comparison when billed."""
+        billing_findings, claim = evaluate_billed(result, billed, self.billing)
+        record, code = result.record, result.code
+        if record is None or code is None:
+            return billing_findings, claim
+        in_family = code.out_of_family is None
+        facts = build_facts(record, code.cpt, in_family, multiple_regions, claim, self.profile,
+                            self.coding, self.billing.em_codes)
+        return evaluate(facts, self.rules) + billing_findings, claim
