@@ -199,7 +199,8 @@ def _said_past(x: Extraction, lex: Lexicon, start: int, end: int, sentence: int)
     cue = lex.cues["past_before"].search(text, sentence_start, start)
     if cue is None:  # most sentences: no past cue at all, so no clause to find
         return False
-    clause_start = max(text.rfind(c, cue.start(), start) + 1 for c in ",;:()[]")
+    # ":" does not end the clause: "Past history: lumbar radiculopathy", "Hx: ..." label what follows.
+    clause_start = max(text.rfind(c, cue.start(), start) + 1 for c in ",;()[]")
     return clause_start <= cue.start() or bool(lex.cues["past_before"].search(text, clause_start, start))
 
 
@@ -371,7 +372,18 @@ def _diagnoses(lex: Lexicon, items: list[_Item]) -> list[Diagnosis]:
                 if r in dropped.get(concept, ()) or any(c.code == code for c in candidates):
                     continue
                 candidates.append(Icd10Candidate(code=code, description=desc))
+        candidates = _most_specific(candidates)
         out.append(Diagnosis(text=group[0].text, concept=concept, regions=regions,
                              icd10=candidates[0].code if candidates else None,
                              icd10_candidates=candidates, evidence=evidence))
     return out
+
+
+def _most_specific(candidates: list[Icd10Candidate]) -> list[Icd10Candidate]:
+    """Code to the highest specificity: an "unspecified" code goes when the same concept also has a specific
+    code of its category ("CRPS" and "CRPS of the left arm": G90.511, not also G90.50)."""
+    def refined(c: Icd10Candidate) -> bool:
+        return "unspecified" in c.description.lower() and any(
+            o.code != c.code and o.code[:3] == c.code[:3] and "unspecified" not in o.description.lower()
+            for o in candidates)
+    return [c for c in candidates if not refined(c)]
