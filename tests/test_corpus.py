@@ -44,12 +44,12 @@ def test_dev_split_does_not_regress(checker):
     pairs = ((lab, checker.check((split / f"{lab['note_id']}.txt").read_text(), lab["note_id"], lab.get("billed")))
              for lab in labels)
     evaluation = evaluate_pairs(pairs)
-    # The dev floor measured when round 8's rules were frozen and its failures read (720 notes: code 0.983,
-    # lowest field 0.950, micro F1 0.933; ICD-10-CM P 0.988 / R 0.983 on the 320 notes labelled with them;
+    # The dev floor measured when round 9's rules were frozen and its failures read (800 notes: code 0.983,
+    # lowest field 0.953, micro F1 0.926; ICD-10-CM P 0.982 / R 0.975 on the 400 notes labelled with them;
     # corpora/README.md): dev grows by 80 harder notes each round, so its floor is re-measured each round.
     assert evaluation.code_accuracy >= 0.98
     for name in FIELDS:
-        assert evaluation.field_accuracy(name) >= 0.94, name
-    assert evaluation.requirements_micro.f1 >= 0.93
-    assert evaluation.icd10_notes >= 320
+        assert evaluation.field_accuracy(name) >= 0.95, name
+    assert evaluation.requirements_micro.f1 >= 0.92
+    assert evaluation.icd10_notes >= 400
     assert evaluation.icd10.precision >= 0.98 and evaluation.icd10.recall >= 0.97

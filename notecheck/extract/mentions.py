@@ -107,8 +107,17 @@ class NoteView:
 # doc.user_data key of the note as written, when the pipeline read another text of the same length.
 ORIGINAL_TEXT = "notecheck_original_text"
 
-# A template choice left unticked ("[ ] Fluoroscopy   [X] Ultrasound", "☐ Consent signed") is not said.
-_UNCHECKED_BOX = re.compile(r"(?:\[\s?\]|\(\s?\)|☐|□)[ \t]*$")
+# A template choice left unticked ("[ ] Fluoroscopy   [X] Ultrasound", "☐ Consent signed", "[ ] Lumbar
+# interlaminar ESI") is not said: the nearest box before the mention on its line, within one item's length.
+_BOX = re.compile(r"\[\s?[xX✓✔]?\s?\]|\(\s?[xX]?\s?\)|[☐□☒☑]")
+_UNCHECKED = re.compile(r"\[\s?\]|\(\s?\)|[☐□]")
+_ITEM_CHARS = 40
+
+
+def _unticked(text: str, start: int) -> bool:
+    lo = max(text.rfind("\n", 0, start) + 1, start - _ITEM_CHARS)
+    boxes = list(_BOX.finditer(text, lo, start))
+    return bool(boxes) and bool(_UNCHECKED.fullmatch(boxes[-1].group()))
 
 
 def view_of(doc: Doc) -> NoteView:
@@ -150,7 +159,7 @@ def view_of(doc: Doc) -> NoteView:
                 meta=meta,
                 sentence=bisect_right(sentence_starts, start) - 1,
                 section=section,
-                negated=ext("is_negated") or bool(_UNCHECKED_BOX.search(text, max(0, start - 6), start)),
+                negated=ext("is_negated") or _unticked(text, start),
                 hypothetical=ext("is_hypothetical") or from_section.get("is_hypothetical", False),
                 historical=ext("is_historical") or from_section.get("is_historical", False),
                 uncertain=ext("is_uncertain"),

@@ -35,7 +35,8 @@ def extract_procedure(x: Extraction, analgesia_purpose: bool) -> ProcedureFindin
     # (Often written under "Plan:", which makes it look hypothetical; it is still a statement of fact.)
     if any(not (m.negated or m.family) for m in view.of("NO_PROCEDURE_TODAY")):
         return ProcedureFinding(False, performed=False)  # "No procedure performed today."
-    current = [m for m in all_mentions if m.current and m.section not in ("plan", "past_history")]
+    current = [m for m in all_mentions if m.current and m.section not in ("plan", "past_history")
+               and not _template_choice_list(x, m)]
     others: dict[str, list] = {}
     for m in current:
         if m.label == "OUT_OF_FAMILY":
@@ -82,3 +83,12 @@ def extract_procedure(x: Extraction, analgesia_purpose: bool) -> ProcedureFindin
         x.cite("approach", epidural[0])
         return ProcedureFinding(True, approach=None)
     return ProcedureFinding(False, performed=False)
+
+
+def _template_choice_list(x: Extraction, m) -> bool:
+    """"Template: SPINE INJECTION (interlaminar/caudal)", "transforaminal/interlaminar ESI": approach words
+    joined by a slash name a template's choices, not what was done."""
+    if m.label not in ("APPROACH", "OUT_OF_FAMILY"):
+        return False
+    text = x.view.text
+    return text[m.start - 1:m.start] == "/" or text[m.end:m.end + 1] == "/"
