@@ -204,7 +204,8 @@ class NoteResult(BaseModel):
 
     @property
     def complete(self) -> bool:
-        """True when a 6232x code is supported and no payer-required (error) element is missing.
+        """True when a 6232x code is supported and no error-severity finding fails: documentation,
+        coverage, or (when billed codes were given) coding compliance.
 
         An out-of-family note is not complete: notecheck names its family but does not vouch for it."""
         if self.status != "ok" or self.code is None or self.code.cpt is None:
