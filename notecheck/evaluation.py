@@ -120,8 +120,12 @@ def field_matches(name: str, gold, got) -> bool:
     return gold == got
 
 
+def _failed(result: NoteResult, ids: list[str]) -> set[str]:
+    return {f.id for f in result.findings if f.status == "missing" and f.id in ids}
+
+
 def predicted_missing(result: NoteResult) -> set[str]:
-    return {f.id for f in result.findings if f.status == "missing" and f.id in REQUIREMENT_IDS}
+    return _failed(result, REQUIREMENT_IDS)
 
 
 def predicted_icd10(result: NoteResult) -> set[str]:
@@ -131,7 +135,7 @@ def predicted_icd10(result: NoteResult) -> set[str]:
 
 
 def predicted_coverage_failed(result: NoteResult) -> set[str]:
-    return {f.id for f in result.findings if f.status == "missing" and f.id in COVERAGE_IDS}
+    return _failed(result, COVERAGE_IDS)
 
 
 @dataclass
@@ -215,12 +219,7 @@ class Evaluation:
             self._add_fields(label, result, problems)
             self._add_medications(label, result)
             if isinstance(label.get("missing"), list):
-                gold_missing = set(label["missing"]) & set(REQUIREMENT_IDS)
-                got_missing = predicted_missing(result)
-                for rid, prf in self.requirements.items():
-                    prf.add(gold_missing & {rid}, got_missing & {rid})
-                if gold_missing != got_missing:
-                    problems["missing"] = {"expected": sorted(gold_missing), "got": sorted(got_missing)}
+                _add_per_id(self.requirements, set(label["missing"]), predicted_missing(result), problems, "missing")
         elif gold_status != result.status:
             problems["status"] = {"expected": gold_status, "got": result.status, "error": result.error}
         self._add_coverage(label, result, problems)
@@ -236,12 +235,8 @@ class Evaluation:
                 problems["icd10"] = {"expected": sorted(gold), "got": sorted(got)}
         if isinstance(label.get("coverage_failed"), list):
             self.coverage_notes += 1
-            gold = set(label["coverage_failed"]) & set(COVERAGE_IDS)
-            got = predicted_coverage_failed(result)
-            for rid, prf in self.coverage.items():
-                prf.add(gold & {rid}, got & {rid})
-            if gold != got:
-                problems["coverage_failed"] = {"expected": sorted(gold), "got": sorted(got)}
+            _add_per_id(self.coverage, set(label["coverage_failed"]), predicted_coverage_failed(result),
+                        problems, "coverage_failed")
 
     def _add_fields(self, label: dict, result: NoteResult, problems: dict) -> None:
         gold, got = gold_fields(label), predicted_fields(result)
@@ -278,6 +273,15 @@ class Evaluation:
             "coverage": {"notes": self.coverage_notes, **{rid: prf.as_dict() for rid, prf in self.coverage.items()}},
             "wrong": self.wrong,
         }
+
+
+def _add_per_id(prfs: dict[str, PRF], gold: set[str], got: set[str], problems: dict, key: str) -> None:
+    """Score the ids of one note (gold restricted to the ids scored) and record a difference under `key`."""
+    gold = gold & set(prfs)
+    for rid, prf in prfs.items():
+        prf.add(gold & {rid}, got & {rid})
+    if gold != got:
+        problems[key] = {"expected": sorted(gold), "got": sorted(got)}
 
 
 def evaluate_pairs(pairs: Iterable[tuple[dict, NoteResult]]) -> Evaluation:

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .coverage import COVERAGE_FILE
-from .coverage.facts import CoverageFacts
+from .coverage import load_coverage_rules
 from .patterns_path import load_yaml
 from .profiles import parameters
 from .requirements import REQUIREMENTS_FILE, load_requirements
@@ -45,8 +44,7 @@ class RuleInfo:
 
 def all_rules(folder: Path, profile: dict) -> list[RuleInfo]:
     rules = [_from_requirement(r) for r in load_requirements(folder / REQUIREMENTS_FILE, profile=profile)]
-    rules += [_from_requirement(r) for r in load_requirements(
-        folder / COVERAGE_FILE, profile=profile, model=CoverageFacts, list_key="rules", file_name=COVERAGE_FILE)]
+    rules += [_from_requirement(r) for r in load_coverage_rules(folder, profile)]
     billing = load_yaml(folder / "billing.yaml")["findings"]
     for rid, spec in billing.items():
         rules.append(RuleInfo(id=rid, kind="coding", title=spec["title"], severity=spec.get("severity", "error"),

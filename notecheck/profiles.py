@@ -78,18 +78,20 @@ def parameter(profile: dict, path: str) -> Parameter:
 
 def parameters(profile: dict) -> dict[str, Parameter]:
     """Every parameter of the profile by dotted path (for `notecheck rules` and the schema test)."""
-    found: dict[str, Parameter] = {}
+    return {path: Parameter.model_validate(node) for path, node in _parameter_nodes(profile)}
 
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict) and "value" in node and "source" in node:
-            found[prefix] = Parameter.model_validate(node)
+
+def _parameter_nodes(profile: dict):
+    """(dotted path, mapping) of every parameter: a mapping with a `value` key, in the rule sections."""
+    def walk(node: Any, path: str):
+        if isinstance(node, dict) and "value" in node:
+            yield path, node
         elif isinstance(node, dict):
             for key, child in node.items():
-                walk(child, f"{prefix}.{key}" if prefix else str(key))
+                yield from walk(child, f"{path}.{key}")
 
     for section in ("coverage", "history"):
-        walk(profile.get(section, {}), section)
-    return found
+        yield from walk(profile.get(section, {}), section)
 
 
 # --- loading --------------------------------------------------------------------------------------------
@@ -142,21 +144,15 @@ def _validate(profile: dict, name: str) -> None:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ProfileError(f"payer profile {name!r}: {problems}") from None
 
-    def walk(node: Any, where: str) -> None:
-        if isinstance(node, dict) and "value" in node:
-            try:
-                param = Parameter.model_validate(node)
-            except ValidationError as exc:
-                problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'parameter'}: {e['msg']}" for e in exc.errors())
-                raise ProfileError(f"payer profile {name!r}: parameter {where}: {problems}") from None
-            if not _CONFIDENCE.match(param.confidence):
-                raise ProfileError(f"payer profile {name!r}: parameter {where}: confidence "
-                                   f"{param.confidence!r} must start with C1, C2 or INF")
-        elif isinstance(node, dict):
-            for key, child in node.items():
-                walk(child, f"{where}.{key}" if where else str(key))
-
     for section in ("coverage", "history"):
         if section in profile and not isinstance(profile[section], dict):
             raise ProfileError(f"payer profile {name!r}: section {section!r} must be a mapping")
-        walk(profile.get(section, {}), section)
+    for where, node in _parameter_nodes(profile):
+        try:
+            param = Parameter.model_validate(node)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'parameter'}: {e['msg']}" for e in exc.errors())
+            raise ProfileError(f"payer profile {name!r}: parameter {where}: {problems}") from None
+        if not _CONFIDENCE.match(param.confidence):
+            raise ProfileError(f"payer profile {name!r}: parameter {where}: confidence "
+                               f"{param.confidence!r} must start with C1, C2 or INF")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from notecheck.coverage.facts import CoverageFacts
+from notecheck.coverage import load_coverage_rules
 from notecheck.patterns_path import load_yaml, patterns_dir
 from notecheck.profiles import ProfileError, list_profiles, load_profile, parameter, parameters
 from notecheck.requirements import RequirementsError, load_requirements
@@ -70,8 +70,7 @@ def test_a_rule_asking_for_a_value_the_profile_lacks_names_it(tmp_path):
 
 
 def test_coverage_rules_are_complete_and_ids_unique_across_rule_files():
-    coverage = load_requirements(FOLDER / "coverage.yaml", model=CoverageFacts, list_key="rules",
-                                 file_name="coverage.yaml")
+    coverage = load_coverage_rules(FOLDER)
     documentation = load_requirements(FOLDER / "requirements.yaml")
     billing = set(load_yaml(FOLDER / "billing.yaml")["findings"])
     history = {"frequency_limit", "repeat_without_response", "multiple_regions_same_day",
@@ -88,5 +87,4 @@ def test_a_coverage_rule_with_a_misspelt_field_fails_at_load(tmp_path):
                                                                            "field: diagnosis_covered", 1)
     (tmp_path / "coverage.yaml").write_text(text, encoding="utf-8")
     with pytest.raises(RequirementsError, match="diagnosis_covered"):
-        load_requirements(tmp_path / "coverage.yaml", model=CoverageFacts, list_key="rules",
-                          file_name="coverage.yaml", profile=load_profile())
+        load_coverage_rules(tmp_path / "coverage.yaml", load_profile())

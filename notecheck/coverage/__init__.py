@@ -13,20 +13,24 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..record import Claim, Finding, NoteResult
-from ..requirements import evaluate, load_requirements
+from ..requirements import Requirement, evaluate, load_requirements
 from .billing import evaluate_billed, load_billing_rules
-from .facts import CoverageFacts, build_facts
+from .facts import CoverageFacts, Lookups, build_facts
 
 COVERAGE_FILE = "coverage.yaml"
+
+
+def load_coverage_rules(path: Path, profile: dict | None = None) -> list[Requirement]:
+    """The rules of coverage.yaml (a file, or a patterns folder holding it), bound to `profile`."""
+    return load_requirements(path, profile=profile, model=CoverageFacts, list_key="rules", file_name=COVERAGE_FILE)
 
 
 class CoverageChecker:
     def __init__(self, folder: Path, profile: dict, coding_rules) -> None:
         self.profile = profile
-        self.coding = coding_rules
-        self.rules = load_requirements(folder / COVERAGE_FILE, profile=profile, model=CoverageFacts,
-                                       list_key="rules", file_name=COVERAGE_FILE)
+        self.rules = load_coverage_rules(folder, profile)
         self.billing = load_billing_rules(folder)
+        self.lookups = Lookups.build(profile, coding_rules, self.billing.em_codes)
 
     def check(self, result: NoteResult, multiple_regions: bool, billed: str | None) -> tuple[list[Finding], Claim | None]:
         """Coverage findings for a checked note (status ok) plus the billing comparison when billed."""
@@ -35,6 +39,5 @@ class CoverageChecker:
         if record is None or code is None:
             return billing_findings, claim
         in_family = code.out_of_family is None
-        facts = build_facts(record, code.cpt, in_family, multiple_regions, claim, self.profile,
-                            self.coding, self.billing.em_codes)
+        facts = build_facts(record, code.cpt, in_family, multiple_regions, claim, self.lookups)
         return evaluate(facts, self.rules) + billing_findings, claim

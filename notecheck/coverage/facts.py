@@ -9,6 +9,7 @@ say. Which fact fails which rule, and how badly, is written in the YAML.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -55,39 +56,63 @@ class CoverageFacts(BaseModel):
         return self.record.evidence
 
 
+@dataclass(frozen=True)
+class Lookups:
+    """The profile values and code sets the facts read, resolved once per checker (not per note)."""
+
+    region_groups: dict[str, str]
+    family_codes: frozenset[str]          # 62320-62327, from coding.yaml's decision table
+    em_codes: frozenset[str]
+    esi_codes: frozenset[str]
+    not_esi_pain_contexts: frozenset[str]
+    covered_diagnoses: dict[str, tuple[str, ...]]
+    contrast_contraindications: tuple[str, ...]
+    steroid_ceiling_mg: dict[str, float]
+    sedation_needing_reason: frozenset[str]
+
+    @classmethod
+    def build(cls, profile: dict, coding: Any, em_codes: set[str]) -> Lookups:
+        """`coding` is notecheck.coding.CodingRules; a missing profile value raises ProfileError here."""
+        value = lambda path: parameter(profile, f"coverage.{path}").value  # noqa: E731
+        return cls(region_groups=dict(coding.region_groups),
+                   family_codes=frozenset(row.cpt for row in coding.decision_table),
+                   em_codes=frozenset(em_codes),
+                   esi_codes=frozenset(value("esi_codes")),
+                   not_esi_pain_contexts=frozenset(value("not_esi_pain_contexts")),
+                   covered_diagnoses={g: tuple(codes) for g, codes in value("covered_diagnoses").items()},
+                   contrast_contraindications=tuple(value("contrast_contraindications")),
+                   steroid_ceiling_mg={k: float(v) for k, v in value("steroid_ceiling_mg").items()},
+                   sedation_needing_reason=frozenset(value("sedation_needing_reason")))
+
+
 def build_facts(record: ProcedureRecord, cpt: str | None, in_family: bool, multiple_regions: bool,
-                claim: Claim | None, profile: dict, coding: Any, em_codes: set[str]) -> CoverageFacts:
-    """`coding` is notecheck.coding.CodingRules (region groups and the 6232x decision table)."""
-    value = lambda path: parameter(profile, f"coverage.{path}").value  # noqa: E731
-    group = coding.region_groups.get(record.region or "") if record.region else None
-    esi = bool(in_family and cpt in set(value("esi_codes"))
-               and record.pain_context not in set(value("not_esi_pain_contexts"))
+                claim: Claim | None, lookups: Lookups) -> CoverageFacts:
+    group = lookups.region_groups.get(record.region or "") if record.region else None
+    esi = bool(in_family and cpt in lookups.esi_codes
+               and record.pain_context not in lookups.not_esi_pain_contexts
                and not record.anesthetic_for and not record.catheter.indwelling)
-    covered, not_covered = _split_diagnoses(record.diagnoses, group, value("covered_diagnoses"))
+    covered, not_covered = _split_diagnoses(record.diagnoses, lookups.covered_diagnoses.get(group or "", ()))
     reason = (record.contrast.omission_reason or "").casefold()
-    family_codes = {row.cpt for row in coding.decision_table}
     lines = claim.lines if claim else []
     return CoverageFacts(
         record=record, in_family=in_family, cpt=cpt, esi=esi, region_group=group,
         diagnoses_covered=covered, diagnoses_not_covered=not_covered,
         imaging=record.imaging,
-        contrast_contraindicated=any(word in reason for word in value("contrast_contraindications")),
+        contrast_contraindicated=any(word in reason for word in lookups.contrast_contraindications),
         level_count=len(set(record.levels)),
         region_group_count=2 if multiple_regions else (1 if group else 0),
-        steroid_doses=_steroid_doses(record.medications, value("steroid_ceiling_mg")),
+        steroid_doses=_steroid_doses(record.medications, lookups.steroid_ceiling_mg),
         biologics=[m for m in record.medications if m.category == "biologic"],
-        sedation_needs_reason=bool(record.sedation.level) and record.sedation.level in value("sedation_needing_reason"),
+        sedation_needs_reason=record.sedation.level in lookups.sedation_needing_reason,
         has_claim=bool(lines),
-        claim_has_family_line=any(ln.code in family_codes for ln in lines),
-        family_line_modifiers=_modifiers(lines, family_codes),
+        claim_has_family_line=any(ln.code in lookups.family_codes for ln in lines),
+        family_line_modifiers=_modifiers(lines, lookups.family_codes),
         claim_codes=[ln.code for ln in lines],
-        em_line_modifiers=_modifiers(lines, em_codes),
+        em_line_modifiers=_modifiers(lines, lookups.em_codes),
     )
 
 
-def _split_diagnoses(diagnoses: list[Diagnosis], group: str | None,
-                     covered_by_group: dict[str, list[str]]) -> tuple[list[Diagnosis], list[Diagnosis]]:
-    prefixes = tuple(covered_by_group.get(group or "", []))
+def _split_diagnoses(diagnoses: list[Diagnosis], prefixes: tuple[str, ...]) -> tuple[list[Diagnosis], list[Diagnosis]]:
     covered, not_covered = [], []
     for dx in diagnoses:
         codes = [c.code for c in dx.icd10_candidates] or ([dx.icd10] if dx.icd10 else [])
@@ -116,5 +141,5 @@ def _dose_mg(med: Medication) -> float | None:
     return None
 
 
-def _modifiers(lines: list[ClaimLine], codes: set[str]) -> list[str]:
+def _modifiers(lines: list[ClaimLine], codes: frozenset[str]) -> list[str]:
     return sorted({m for ln in lines if ln.code in codes for m in ln.modifiers})

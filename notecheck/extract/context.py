@@ -17,6 +17,14 @@ class Extraction:
 
     _cited: set = field(default_factory=set)
 
+    def told_with_past_injection(self, m: Mention) -> bool:
+        """"A prior L4-L5 ESI 5 months ago with triamcinolone 80 mg reduced pain from 8/10 to 2/10": a mention
+        after a past injection in its sentence, with no "today" word between them, is that injection's."""
+        for past in self.view.in_sentence(m.sentence, *self.cues.prior_injection_labels):
+            if past.historical and past.end <= m.start and not self.cues.pain_today.search(self.view.text, past.end, m.start):
+                return True
+        return False
+
     def cite(self, key: str, *mentions: Mention) -> None:
         for m in mentions:
             self._add(key, m.start, m.end, lambda m=m: m.evidence)

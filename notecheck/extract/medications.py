@@ -24,7 +24,7 @@ def _drug_mentions(x: Extraction) -> list[Mention]:
         sentence = x.view.sentence_text(m.sentence).lower()
         if "allerg" in sentence and m.label == "CONTRAST":
             continue
-        if m.label == "DRUG" and (_not_injectate(x, m, sentence) or _prior_injection_drug(x, m)):
+        if m.label == "DRUG" and (_not_injectate(x, m, sentence) or x.told_with_past_injection(m)):
             continue
         if m.label == "CONTRAST" and not m.meta.get("agent"):
             m.meta = {**m.meta, "name": "contrast (agent not named)"}
@@ -44,15 +44,6 @@ def _not_injectate(x: Extraction, m: Mention, sentence: str) -> bool:
     # dexamethasone": that "infusion" is another route's, not this injection's.
     return not any(x.cues.injection_verb.search(text[lo:hi]) and not x.cues.other_route_clause.search(text[lo:hi])
                    for lo, hi in _clauses(x, m.sentence))
-
-
-def _prior_injection_drug(x: Extraction, m: Mention) -> bool:
-    """"A prior L4-L5 ESI 5 months ago with triamcinolone 80 mg gave 60% relief": the drug of a past
-    injection told in the same sentence, with no "today" word between them (the pain-score rule's cue)."""
-    for past in x.view.in_sentence(m.sentence, *x.cues.prior_injection_labels):
-        if past.historical and past.end <= m.start and not x.cues.pain_today.search(x.view.text, past.end, m.start):
-            return True
-    return False
 
 
 def _clauses(x: Extraction, sentence: int) -> list[tuple[int, int]]:

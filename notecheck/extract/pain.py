@@ -36,18 +36,10 @@ def _cue(x: Extraction, m: Mention) -> str | None:
     return best
 
 
-def _prior_injection_response(x: Extraction, m: Mention) -> bool:
-    """A score told in the same sentence as a past injection, with no "today" word between them."""
-    for past in x.view.in_sentence(m.sentence, *x.cues.prior_injection_labels):
-        if past.historical and past.end <= m.start and not x.cues.pain_today.search(x.view.text, past.end, m.start):
-            return True
-    return False
-
-
 def extract_pain_scores(x: Extraction) -> PainScores:
     scores = PainScores()
     mentions = [m for m in x.view.of("PAIN_SCORE") if m.current and m.section not in ("plan", "past_history")
-                and not _prior_injection_response(x, m)]
+                and not x.told_with_past_injection(m)]
     for m in mentions:
         if "pre" in m.meta:
             _set(x, scores, "pre", m.meta["pre"], m)
