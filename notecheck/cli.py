@@ -166,10 +166,29 @@ def _add_audit_parser(sub) -> None:
     au.add_argument("--max-bytes", type=_positive_int, default=MAX_NOTE_BYTES, metavar="N",
                     help=f"reject notes larger than N bytes (default: {MAX_NOTE_BYTES})")
     _add_profile(au)
+    spark = au.add_argument_group("Apache Spark (--engine spark; pip install 'notecheck[spark]')")
+    spark.add_argument("--engine", choices=("local", "spark"), default="local",
+                       help="local: worker processes on this machine (default); spark: a Spark job that writes "
+                       "results/ and findings/ as Parquet and summary.json into --out")
+    spark.add_argument("--master", default=None, metavar="URL",
+                       help="Spark master: local[N], spark://host:7077, yarn... (default: the active session, else local[*])")
+    spark.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+                       help="a Spark setting, e.g. spark.executor.memory=4g (repeatable)")
+    spark.add_argument("--input-format", choices=("parquet", "csv", "jsonl"), default=None,
+                       help="how Spark reads SOURCE (default: from its extension)")
+    spark.add_argument("--partition-by", choices=("code", "date", "none"), default="code",
+                       help="results/ partitioned by suggested code (default), by run date, or not at all")
+    spark.add_argument("--partitions", type=_positive_int, default=None, metavar="N",
+                       help="spread the notes over at least N partitions (default: 3 per core)")
 
 
 def _run_audit(args: argparse.Namespace, err: TextIO) -> int:
     from pathlib import Path
+
+    if args.engine == "spark":
+        from .distributed.spark_cli import run_spark_audit
+
+        return run_spark_audit(args, err)
 
     from .audit import AuditSetupError, SourceError, SourceOptions, run_audit
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator
+import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ._common import (
@@ -171,22 +172,8 @@ _SAMPLE_OBJECTS = 100
 class JsonlSource(Source):
     def __init__(self, path: Path, options: SourceOptions) -> None:
         super().__init__(path, options, "jsonl")
-        names: dict[str, None] = {}
-        dotted = [w for w in options.given().values() if w and "." in w]
-        reached: set[str] = set()
-        sampled = 0
-        for _, obj in json_lines(path, options.max_bytes):
-            if isinstance(obj, dict):
-                names.update(dict.fromkeys(str(k) for k in obj))
-                reached.update(w for w in dotted if _get(obj, w) is not None)
-                sampled += 1
-                if sampled >= _SAMPLE_OBJECTS:
-                    break
-        self.keys: dict[str, str] = {}
-        if sampled:  # without any object there are no notes, so there is nothing to choose either
-            columns = list(names)
-            picked = _choose(columns, options, self, path, has_path=reached.__contains__)
-            self.keys = {key: columns[i] for key, i in picked.items()}
+        objects = (obj for _, obj in json_lines(path, options.max_bytes))
+        self.keys = choose_json_keys(objects, options, self, path)
 
     def _notes(self) -> Iterator[SourceNote]:
         name = self.path.name
@@ -199,6 +186,38 @@ class JsonlSource(Source):
             else:
                 yield build_note(self, lambda key, obj=obj: _get(obj, self.keys.get(key)),
                                  f"line-{line_no}", locator, "field absent")
+
+
+def choose_json_keys(objects: Iterable, options: SourceOptions, source: Source, path) -> dict[str, str]:
+    """field -> JSON key (or dotted path), chosen from the field names of the first objects."""
+    names: dict[str, None] = {}
+    dotted = [w for w in options.given().values() if w and "." in w]
+    reached: set[str] = set()
+    sampled = 0
+    for obj in objects:
+        if isinstance(obj, dict):
+            names.update(dict.fromkeys(str(k) for k in obj))
+            reached.update(w for w in dotted if _get(obj, w) is not None)
+            sampled += 1
+            if sampled >= _SAMPLE_OBJECTS:
+                break
+    if not sampled:  # without any object there are no notes, so there is nothing to choose either
+        return {}
+    columns = list(names)
+    picked = _choose(columns, options, source, path, has_path=reached.__contains__)
+    return {key: columns[i] for key, i in picked.items()}
+
+
+def json_line_note(raw: bytes, line_no: int, name: str, keys: dict[str, str], source: Source) -> SourceNote:
+    """One JSON line of a JSONL export as a note (or an error note naming the line)."""
+    locator = f"{name}:line {line_no}"
+    try:
+        obj = json.loads(raw.decode("utf-8", "surrogateescape"))
+    except (ValueError, RecursionError):
+        return error_note(f"line-{line_no}", locator, "malformed JSON line")
+    if not isinstance(obj, dict):
+        return error_note(f"line-{line_no}", locator, "not a JSON object")
+    return build_note(source, lambda key: _get(obj, keys.get(key)), f"line-{line_no}", locator, "field absent")
 
 
 def _get(obj: dict, key: str | None):

@@ -76,57 +76,23 @@ class _Facts:
     evidence: dict[str, list[dict]]
 
 
-class History:
-    """Cross-encounter history in one SQLite file (WAL mode; one writer, the audit's main process)."""
+NOTE_COLUMNS = ("note_id", "patient_id", "service_date", "status", "code", "family", "counted", "says_repeat",
+                "relief_percent", "relief_days", "relief_ongoing", "evidence")
+SESSION_COLUMNS = ("note_id", "region_group", "patient_id", "service_date", "kind", "levels")
 
-    def __init__(self, db_path: Path, profile: dict | None = None) -> None:
-        self.profile = profile if profile is not None else load_profile()
-        self.rules = HistoryFindings(self.profile)
+
+class EncounterFacts:
+    """What the history keeps of one checked note: its `notes` row and its ESI `sessions` rows.
+
+    Shared by the SQLite history and the Spark engine, so both count the same sessions."""
+
+    def __init__(self, profile: dict) -> None:
+        self.rules = HistoryFindings(profile)
         self.region_groups: dict[str, str] = load_yaml(patterns_dir() / "coding.yaml")["region_groups"]
         self.cues = prior_response.load_cues()
-        self.db_path = Path(db_path)
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(str(self.db_path), timeout=30, isolation_level=None)
-        self.conn.row_factory = sqlite3.Row
-        try:
-            self._open()
-        except sqlite3.DatabaseError as exc:  # e.g. --db pointed at a file that is not SQLite
-            self.conn.close()
-            raise ValueError(f"history database {self.db_path}: cannot be used ({exc})") from None
-        self._pending = 0
-        self._last_commit = time.monotonic()
 
-    def _open(self) -> None:
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        # WAL + NORMAL survives a killed process (only a power cut can lose the last commits).
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        # The index is written in patient order, not insertion order: a 2 MB page cache thrashes past ~50k
-        # notes. 64 MB keeps 100k+ notes' pages in memory.
-        self.conn.execute("PRAGMA cache_size=-65536")
-        self.conn.executescript(_SCHEMA)
-        version = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if version is None:
-            self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
-        elif version[0] != SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(f"schema version {version[0]}, this notecheck writes version "
-                                        f"{SCHEMA_VERSION}; use a new --db file")
-
-    # -- writing ---------------------------------------------------------------------------------
-    def record(self, result: dict, text: str | None, patient_id: str | None, service_date: str | None) -> None:
-        """Store (or replace) one note's derived facts. The text is read for cues, never stored."""
-        self._write([self._row(result, text, patient_id, service_date)])
-        if self._pending >= COMMIT_EVERY_NOTES or time.monotonic() - self._last_commit > COMMIT_EVERY_SECONDS:
-            self.commit()
-
-    def record_many(self, items: Iterable[tuple[dict, str | None, str | None, str | None]]) -> int:
-        """record() for each (result, text, patient_id, service_date), then commit: call it once per chunk
-        of results, before writing that chunk's output, so whatever a resumed run skips is in the history."""
-        rows = [self._row(*item) for item in items]
-        self._write(rows)
-        self.commit()
-        return len(rows)
-
-    def _row(self, result: dict, text: str | None, patient_id: str | None, service_date: str | None) -> tuple:
+    def row(self, result: dict, text: str | None, patient_id: str | None, service_date: str | None) -> tuple:
+        """(notes row, [sessions rows]) of one results line, in the columns NOTE_COLUMNS / SESSION_COLUMNS."""
         note_id = str(result.get("note_id"))
         try:
             facts = self._facts(result, text)
@@ -143,25 +109,6 @@ class History:
         sessions = [(note_id, group, patient, day, facts.kind, ",".join(levels))
                     for group, levels in facts.groups.items()] if facts.counted and patient and day else []
         return note, sessions
-
-    def _write(self, rows: list[tuple]) -> None:
-        if not rows:
-            return
-        if self._pending == 0:
-            self.conn.execute("BEGIN")
-        # REPLACE: re-recording a note id swaps its facts, so a re-audit never double counts.
-        self.conn.executemany("INSERT OR REPLACE INTO notes VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", [n for n, _ in rows])
-        self.conn.executemany("DELETE FROM sessions WHERE note_id=?", [(n[0],) for n, _ in rows])
-        self.conn.executemany("INSERT OR REPLACE INTO sessions VALUES (?,?,?,?,?,?)",
-                              [session for _, sessions in rows for session in sessions])
-        self._pending += len(rows)
-
-    def commit(self) -> None:
-        """Make everything recorded so far durable (call it before writing results that depend on it)."""
-        if self._pending:
-            self.conn.execute("COMMIT")
-            self._pending = 0
-        self._last_commit = time.monotonic()
 
     def _facts(self, result: dict, text: str | None) -> _Facts:
         record = result.get("record") or {}
@@ -197,11 +144,80 @@ class History:
         # The upper vertebra names the region, as the code picker does (T12-L1 counts as thoracic).
         return self.region_groups.get(_LEVEL_REGION.get(level[:1].upper(), ""))
 
+
+class History:
+    """Cross-encounter history in one SQLite file (WAL mode; one writer, the audit's main process)."""
+
+    def __init__(self, db_path: Path, profile: dict | None = None) -> None:
+        self.profile = profile if profile is not None else load_profile()
+        self.facts = EncounterFacts(self.profile)
+        self.rules = self.facts.rules
+        self.db_path = Path(db_path)
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(self.db_path), timeout=30, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        try:
+            self._open()
+        except sqlite3.DatabaseError as exc:  # e.g. --db pointed at a file that is not SQLite
+            self.conn.close()
+            raise ValueError(f"history database {self.db_path}: cannot be used ({exc})") from None
+        self._pending = 0
+        self._last_commit = time.monotonic()
+
+    def _open(self) -> None:
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL survives a killed process (only a power cut can lose the last commits).
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        # The index is written in patient order, not insertion order: a 2 MB page cache thrashes past ~50k
+        # notes. 64 MB keeps 100k+ notes' pages in memory.
+        self.conn.execute("PRAGMA cache_size=-65536")
+        self.conn.executescript(_SCHEMA)
+        version = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if version is None:
+            self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        elif version[0] != SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(f"schema version {version[0]}, this notecheck writes version "
+                                        f"{SCHEMA_VERSION}; use a new --db file")
+
+    # -- writing ---------------------------------------------------------------------------------
+    def record(self, result: dict, text: str | None, patient_id: str | None, service_date: str | None) -> None:
+        """Store (or replace) one note's derived facts. The text is read for cues, never stored."""
+        self._write([self.facts.row(result, text, patient_id, service_date)])
+        if self._pending >= COMMIT_EVERY_NOTES or time.monotonic() - self._last_commit > COMMIT_EVERY_SECONDS:
+            self.commit()
+
+    def record_many(self, items: Iterable[tuple[dict, str | None, str | None, str | None]]) -> int:
+        """record() for each (result, text, patient_id, service_date), then commit: call it once per chunk
+        of results, before writing that chunk's output, so whatever a resumed run skips is in the history."""
+        rows = [self.facts.row(*item) for item in items]
+        self._write(rows)
+        self.commit()
+        return len(rows)
+
+    def _write(self, rows: list[tuple]) -> None:
+        if not rows:
+            return
+        if self._pending == 0:
+            self.conn.execute("BEGIN")
+        # REPLACE: re-recording a note id swaps its facts, so a re-audit never double counts.
+        self.conn.executemany("INSERT OR REPLACE INTO notes VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", [n for n, _ in rows])
+        self.conn.executemany("DELETE FROM sessions WHERE note_id=?", [(n[0],) for n, _ in rows])
+        self.conn.executemany("INSERT OR REPLACE INTO sessions VALUES (?,?,?,?,?,?)",
+                              [session for _, sessions in rows for session in sessions])
+        self._pending += len(rows)
+
+    def commit(self) -> None:
+        """Make everything recorded so far durable (call it before writing results that depend on it)."""
+        if self._pending:
+            self.conn.execute("COMMIT")
+            self._pending = 0
+        self._last_commit = time.monotonic()
+
     # -- reading ---------------------------------------------------------------------------------
     def findings_for(self, note_id: str) -> list[dict]:
         """Cross-encounter findings for one recorded note ([] without patient, date or an ESI session)."""
         self.commit()
-        return self.rules.for_note(self.conn, str(note_id))
+        return self.rules.for_note(SqliteLookups(self.conn), str(note_id))
 
     def close(self) -> None:
         try:
@@ -214,6 +230,56 @@ class History:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class SqliteLookups:
+    """HistoryLookups answered from the history database (see history_rules.HistoryLookups)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def note(self, note_id: str):
+        return self.conn.execute("SELECT * FROM notes WHERE note_id=?", (note_id,)).fetchone()
+
+    def note_groups(self, note_id: str) -> list[str]:
+        return [row[0] for row in self.conn.execute(
+            "SELECT region_group FROM sessions WHERE note_id=? ORDER BY region_group", (note_id,))]
+
+    def sessions_by_date(self, patient_id: str, group: str, after: str, until: str) -> list[tuple[str, list[str]]]:
+        rows = self.conn.execute(
+            "SELECT service_date, note_id FROM sessions WHERE patient_id=? AND region_group=? AND service_date>? "
+            "AND service_date<=? ORDER BY service_date, note_id", (patient_id, group, after, until))
+        return _grouped(rows)
+
+    def latest_before(self, patient_id: str, group: str, before: str, since: str | None) -> tuple[str, str] | None:
+        sql = "SELECT service_date, note_id FROM sessions WHERE patient_id=? AND region_group=? AND service_date<?"
+        args = [patient_id, group, before]
+        if since is not None:
+            sql += " AND service_date>=?"
+            args.append(since)
+        row = self.conn.execute(sql + " ORDER BY service_date DESC, note_id DESC LIMIT 1", args).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def groups_on(self, patient_id: str, day: str) -> list[tuple[str, list[str]]]:
+        return _grouped(self.conn.execute(
+            "SELECT region_group, note_id FROM sessions WHERE patient_id=? AND service_date=? "
+            "ORDER BY region_group, note_id", (patient_id, day)))
+
+    def sessions_on(self, patient_id: str, day: str) -> list[tuple[str, str, str]]:
+        return [(row[0], row[1], row[2]) for row in self.conn.execute(
+            "SELECT note_id, kind, levels FROM sessions WHERE patient_id=? AND service_date=? ORDER BY note_id",
+            (patient_id, day))]
+
+
+def _grouped(rows) -> list[tuple[str, list[str]]]:
+    """(key, value) rows sorted by key -> [(key, [values])]."""
+    out: list[tuple[str, list[str]]] = []
+    for key, value in rows:
+        if out and out[-1][0] == key:
+            out[-1][1].append(value)
+        else:
+            out.append((key, [value]))
+    return out
 
 
 def iso_date(value: str | None) -> str | None:

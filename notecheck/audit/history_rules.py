@@ -3,14 +3,21 @@
 frequency_limit, repeat_without_response, multiple_regions_same_day, multiple_levels_same_session: each
 returned in the shape of notecheck.record.Finding, its evidence the short spans of the note it is about
 (the other encounters are named by note id and date, never quoted).
+
+The rules read the encounters through `HistoryLookups`, so one implementation serves both engines: the
+local audit answers the lookups from its SQLite history (notecheck.audit.history.SqliteLookups), Spark
+from the context its window functions computed for each note (notecheck.distributed.spark_history).
+Every list a lookup returns is in a fixed order (dates ascending, note ids ascending), so the messages
+are the same whichever engine built them.
 """
 
 from __future__ import annotations
 
 import calendar
 import json
-import sqlite3
+from collections.abc import Mapping
 from datetime import date
+from typing import Protocol
 
 from .prior_response import DAYS_PER_UNIT
 
@@ -18,6 +25,29 @@ GROUP_LABEL = {"cervical_thoracic": "cervical/thoracic", "lumbar_sacral": "lumba
 KIND_LABEL = {"interlaminar": "interlaminar/caudal", "transforaminal": "transforaminal"}
 # Messages name at most this many other encounters.
 MAX_LISTED = 8
+
+
+class HistoryLookups(Protocol):
+    """What the cross-encounter rules ask about the encounters. Dates are ISO "YYYY-MM-DD" strings."""
+
+    def note(self, note_id: str) -> Mapping | None:
+        """The note's derived facts (the history's `notes` columns), or None if it was never recorded."""
+
+    def note_groups(self, note_id: str) -> list[str]:
+        """The region groups of the note's ESI sessions, ascending."""
+
+    def sessions_by_date(self, patient_id: str, group: str, after: str, until: str) -> list[tuple[str, list[str]]]:
+        """(date, note ids) of the patient's sessions in `group` with after < date <= until, by date."""
+
+    def latest_before(self, patient_id: str, group: str, before: str, since: str | None) -> tuple[str, str] | None:
+        """(date, note id) of the patient's latest session in `group` before `before` (and on or after
+        `since`); of several notes on that date, the greatest note id."""
+
+    def groups_on(self, patient_id: str, day: str) -> list[tuple[str, list[str]]]:
+        """(region group, note ids) of the patient's sessions on `day`, by group."""
+
+    def sessions_on(self, patient_id: str, day: str) -> list[tuple[str, str, str]]:
+        """(note id, kind, comma-separated levels) of the patient's sessions on `day`, by note id."""
 
 
 def _value(section: dict, key: str, profile_id: str):
@@ -80,7 +110,7 @@ class HistoryFindings:
         self.max_regions = int(_value(self.sections["multiple_regions_same_day"], "max_regions", pid))
         self.max_levels = {str(k): int(v) for k, v in
                            _value(self.sections["multiple_levels_same_session"], "max_levels", pid).items()}
-        self.conn: sqlite3.Connection | None = None   # the history database being read (set by for_note)
+        self.lookups: HistoryLookups | None = None   # the encounters being read (set by for_note)
 
     # -- shared ----------------------------------------------------------------------------------
     def _finding(self, fid: str, status: str, message: str, source_key: str, evidence: list[dict]) -> dict:
@@ -94,18 +124,19 @@ class HistoryFindings:
                 "query": query.format(**params) if query else None,
                 "source": _source(section, source_key, self.profile_id), "evidence": evidence}
 
-    def for_note(self, conn: sqlite3.Connection, note_id: str) -> list[dict]:
-        self.conn = conn
-        note = self.conn.execute("SELECT * FROM notes WHERE note_id=?", (note_id,)).fetchone()
+    def for_note(self, lookups: "HistoryLookups", note_id: str) -> list[dict]:
+        """The four findings for one recorded note, read through `lookups` (the SQLite history of a local
+        audit, or the window-function context Spark computed for this note); [] without patient, date or
+        an ESI session."""
+        self.lookups = lookups
+        note = lookups.note(note_id)
         if note is None or not note["counted"] or not note["patient_id"] or not note["service_date"]:
             return []  # no patient, date or ESI session: nothing to compare across encounters
-        sessions = self.conn.execute("SELECT region_group, kind, levels FROM sessions WHERE note_id=?",
-                                     (note_id,)).fetchall()
-        if not sessions:
+        groups = lookups.note_groups(note_id)
+        if not groups:
             return []
         evidence = json.loads(note["evidence"])
         site = (evidence.get("region", []) + evidence.get("levels", []))[:3]
-        groups = [row["region_group"] for row in sessions]
         return [self._frequency(note, groups, site), self._repeat(note, groups, evidence, site),
                 self._regions(note, site), self._levels(note, evidence.get("levels", []) or site)]
 
@@ -115,10 +146,8 @@ class HistoryFindings:
         start = months_before(day, self.window_months)
         worst, parts = "met", []
         for group in groups:
-            rows = self.conn.execute(
-                "SELECT service_date, group_concat(note_id, ', ') FROM sessions WHERE patient_id=? AND "
-                "region_group=? AND service_date>? AND service_date<=? GROUP BY service_date "
-                "ORDER BY service_date", (note["patient_id"], group, start.isoformat(), day.isoformat())).fetchall()
+            rows = [(d, ", ".join(ids)) for d, ids in
+                    self.lookups.sessions_by_date(note["patient_id"], group, start.isoformat(), day.isoformat())]
             count = len(rows)
             label = GROUP_LABEL.get(group, group)
             window = f"the {self.window_months} months ending {day.isoformat()}"
@@ -135,13 +164,9 @@ class HistoryFindings:
         day = date.fromisoformat(note["service_date"])
         prior = None
         for group in groups:
-            sql = ("SELECT service_date, note_id FROM sessions WHERE patient_id=? AND region_group=? "
-                   "AND service_date<?")
-            args = [note["patient_id"], group, day.isoformat()]
-            if self.lookback_months is not None:
-                sql += " AND service_date>=?"
-                args.append(months_before(day, self.lookback_months).isoformat())
-            row = self.conn.execute(sql + " ORDER BY service_date DESC LIMIT 1", args).fetchone()
+            since = (months_before(day, self.lookback_months).isoformat()
+                     if self.lookback_months is not None else None)
+            row = self.lookups.latest_before(note["patient_id"], group, day.isoformat(), since)
             if row and (prior is None or row[0] > prior[0]):
                 prior = (row[0], row[1], group)
         cue = evidence.get("repeat", [])
@@ -186,10 +211,7 @@ class HistoryFindings:
                              "min_relief_percent", spans)
 
     def _regions(self, note, site: list[dict]) -> dict:
-        rows = self.conn.execute(
-            "SELECT region_group, group_concat(note_id, ', ') FROM sessions WHERE patient_id=? AND "
-            "service_date=? GROUP BY region_group ORDER BY region_group",
-            (note["patient_id"], note["service_date"])).fetchall()
+        rows = [(g, ", ".join(ids)) for g, ids in self.lookups.groups_on(note["patient_id"], note["service_date"])]
         if len(rows) > self.max_regions:
             listed = "; ".join(f"{GROUP_LABEL.get(g, g)} (note {ids})" for g, ids in rows[:MAX_LISTED])
             return self._finding("multiple_regions_same_day", "missing",
@@ -200,14 +222,13 @@ class HistoryFindings:
                              f"One spinal region treated on {note['service_date']}.", "max_regions", [])
 
     def _levels(self, note, site: list[dict]) -> dict:
-        rows = self.conn.execute("SELECT note_id, kind, levels FROM sessions WHERE patient_id=? AND service_date=? "
-                                 "ORDER BY note_id", (note["patient_id"], note["service_date"])).fetchall()
+        rows = self.lookups.sessions_on(note["patient_id"], note["service_date"])
         by_kind: dict[str, dict[str, list[str]]] = {}
-        for row in rows:
-            for level in filter(None, row["levels"].split(",")):
-                by_kind.setdefault(row["kind"], {}).setdefault(level, [])
-                if row["note_id"] not in by_kind[row["kind"]][level]:
-                    by_kind[row["kind"]][level].append(row["note_id"])
+        for row_note, kind, levels in rows:
+            for level in filter(None, levels.split(",")):
+                by_kind.setdefault(kind, {}).setdefault(level, [])
+                if row_note not in by_kind[kind][level]:
+                    by_kind[kind][level].append(row_note)
         over = []
         for kind, levels in sorted(by_kind.items()):
             limit = self.max_levels.get(kind, self.max_levels.get("interlaminar", 1))

@@ -262,17 +262,19 @@ class SummaryBuilder:
         self.billed: Counter[str] = Counter()
         self.directions: Counter[str] = Counter()
         self.pairs: Counter[tuple[str, str, str]] = Counter()
-        self.errors_sample: list[str] = []
+        self.errors_sample: list[tuple[int, str]] = []   # (source order, message), the first _ERRORS_SAMPLE
 
     def add(self, line: dict) -> None:
         self.add_facts(summary_facts(line))
 
-    def add_facts(self, facts: dict) -> None:
+    def add_facts(self, facts: dict, order: int | None = None) -> None:
+        """Count one note. `order`: its place in the source (default: after every note added so far), so
+        that builders filled in parallel and merged keep the first errors of the source as the sample."""
+        order = self.written if order is None else order
         self.written += 1
         if facts["status"] != "ok":
             self.error += 1
-            if len(self.errors_sample) < _ERRORS_SAMPLE:
-                self.errors_sample.append(str(facts["error"]))
+            self._sample([(order, str(facts["error"]))])
         elif facts["cpt"]:
             self.ok += 1
             self.by_code[facts["cpt"]] += 1
@@ -296,6 +298,19 @@ class SummaryBuilder:
                 self.directions[direction] += 1
                 self.pairs[(billing["billed_code"] or "?", billing["supported"] or "none", direction)] += 1
 
+    def _sample(self, errors: list[tuple[int, str]]) -> None:
+        if len(self.errors_sample) < _ERRORS_SAMPLE or min(errors)[0] < self.errors_sample[-1][0]:
+            self.errors_sample = sorted(self.errors_sample + errors)[:_ERRORS_SAMPLE]
+
+    def merge(self, other: SummaryBuilder) -> None:
+        """Add the counts of a builder that saw other notes of the same source."""
+        for name in ("written", "ok", "error", "complete", "no_code"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("by_code", "by_family", "missing", "severity", "history", "billed", "directions", "pairs"):
+            getattr(self, name).update(getattr(other, name))
+        if other.errors_sample:
+            self._sample(other.errors_sample)
+
     def to_dict(self, notes_read: int) -> dict:
         return {
             "notes_read": notes_read,
@@ -318,7 +333,7 @@ class SummaryBuilder:
                       | {"by_direction": _ranked(self.directions)},
             "billed_mismatch_pairs": [{"billed": b, "supported": s, "direction": d, "count": n}
                                       for (b, s, d), n in _ranked(self.pairs).items()],
-            "errors_sample": self.errors_sample,
+            "errors_sample": [message for _, message in self.errors_sample],
             "source": self.source,
         }
 

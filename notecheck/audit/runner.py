@@ -28,9 +28,9 @@ from typing import TextIO
 
 from ..patterns_path import patterns_dir
 from . import outputs
-from .sources import Source, SourceNote, SourceOptions, open_source
+from .sources import Source, SourceOptions, open_source
 from ..profiles import load_profile
-from .workers import InProcess, Item, Pool, check_fallback, check_task, finalize_fallback, finalize_task
+from .workers import InProcess, Item, Pool, check_fallback, check_task, finalize_fallback, finalize_task, item_of
 
 CHUNK = 32                 # NoteChecker.check_many's batch: nlp.pipe works on 32 at a time
 MAX_ERRORS_SHOWN = 10
@@ -181,18 +181,12 @@ class _Reader:
                 if self.on_skip is not None:
                     self.on_skip(1)
                 continue
-            items.append((note.note_id, note.text if note.error is None else None, note.error,
-                          list(note.warnings), note.billed, _meta(note)))
+            items.append(item_of(note))
             if len(items) >= CHUNK:
                 yield items, None
                 items = []
         if items:
             yield items, None
-
-
-def _meta(note: SourceNote) -> dict:
-    return {"patient_id": note.patient_id, "service_date": note.service_date, "billed": note.billed,
-            "locator": note.locator}
 
 
 def _final_pass(engine, out_dir: Path, reader: _Reader, source: Source) -> dict:

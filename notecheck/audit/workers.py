@@ -76,21 +76,8 @@ def check_task(items: list[Item]) -> list[tuple[str, str, str | None]]:
     Each note is recorded in the history before this returns, so the journal the main process appends
     these lines to never lists a note the history lacks."""
     checker, history = _state["checker"], _state["history"]
-    readable = [(item[0], item[1], item[4]) for item in items if item[2] is None]
-    try:
-        checked = list(checker.check_many(readable))
-    except Exception:  # noqa: BLE001 - retry one at a time so a failure stays with its note
-        checked = [_check_one(checker, note_id, text, billed) for note_id, text, billed in readable]
-    by_order = iter(checked)
     out = []
-    for note_id, text, error, warnings, billed, meta in items:
-        if error is not None:
-            result = NoteResult(note_id=note_id, status="error", error=error, warnings=warnings)
-        else:
-            result = next(by_order)
-            if warnings:
-                result = result.model_copy(update={"warnings": [*warnings, *result.warnings]})
-        line = _line(result, billed, meta)
+    for (_note_id, text, _error, _warnings, _billed, meta), line in checked_lines(checker, items):
         try:
             # Error notes too: a note id that was fine in an earlier audit and is unreadable now must
             # stop counting as a session.
@@ -100,6 +87,34 @@ def check_task(items: list[Item]) -> list[tuple[str, str, str | None]]:
         out.append((outputs.dump_line(line), line["status"], line.get("error")))
     history.commit()
     return out
+
+
+def item_of(note) -> Item:
+    """The work item of a SourceNote (notecheck.audit._common)."""
+    meta = {"patient_id": note.patient_id, "service_date": note.service_date, "billed": note.billed,
+            "locator": note.locator}
+    return (note.note_id, note.text if note.error is None else None, note.error, list(note.warnings), note.billed,
+            meta)
+
+
+def checked_lines(checker, items: list[Item]) -> Iterator[tuple[Item, dict]]:
+    """(item, results line) for each item in order, the line without its cross-encounter part yet; one
+    bad note never stops the others. Shared by the local audit and the Spark engine."""
+    readable = [(item[0], item[1], item[4]) for item in items if item[2] is None]
+    try:
+        checked = list(checker.check_many(readable))
+    except Exception:  # noqa: BLE001 - retry one at a time so a failure stays with its note
+        checked = [_check_one(checker, note_id, text, billed) for note_id, text, billed in readable]
+    by_order = iter(checked)
+    for item in items:
+        note_id, _text, error, warnings, billed, meta = item
+        if error is not None:
+            result = NoteResult(note_id=note_id, status="error", error=error, warnings=warnings)
+        else:
+            result = next(by_order)
+            if warnings:
+                result = result.model_copy(update={"warnings": [*warnings, *result.warnings]})
+        yield item, result_line(result, billed, meta)
 
 
 def finalize_task(raws: list[str]) -> list[tuple[str, str, dict]]:
@@ -144,7 +159,7 @@ def _check_one(checker, note_id: str, text: str, billed: str | None) -> NoteResu
                           error=f"note {note_id}: internal error while checking ({type(exc).__name__})")
 
 
-def _line(result: NoteResult, billed: str | None, meta: dict) -> dict:
+def result_line(result: NoteResult, billed: str | None, meta: dict) -> dict:
     # The engine compared the claim (NoteResult.claim); a note that never reached it (unreadable input)
     # still says a claim was given and not checked.
     billing = (result.claim.model_dump(mode="json") if result.claim is not None
