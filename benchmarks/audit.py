@@ -206,9 +206,15 @@ def report(runs: list[dict], args, made: float, children_max: float) -> int:
         if ratio is not None:
             print(f"  scaling --jobs 2 / --jobs 1: {ratio:.2f}x")
         print(f"  children's max RSS (ru_maxrss): {children_max:.0f} MiB")
+    return print_verdict(checks, failed, quiet=args.json)
+
+
+def print_verdict(checks: list[tuple[str, bool, str]], failed: bool, quiet: bool = False) -> int:
+    """Print the target checks (unless quiet); the exit status: 2 a run failed, 1 a target failed, else 0."""
+    if not quiet:
         print("targets")
         for name, ok, value in checks:
-            print(f"  {'PASS' if ok else 'FAIL'}  {name:36s} {value}")
+            print(f"  {'PASS' if ok else 'FAIL'}  {name:38s} {value}")
     if failed:
         return 2
     return 0 if all(ok for _, ok, _ in checks) else 1

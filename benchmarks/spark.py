@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from audit import REPO, run_audit, write_export  # noqa: E402  (benchmarks/audit.py)
+from audit import REPO, print_verdict, run_audit, write_export  # noqa: E402  (benchmarks/audit.py)
 
 TARGET_SCALING = 1.6    # local[2] notes/s over local[1] notes/s
 TARGET_OVERHEAD = 1.5   # Spark local[N] wall over local --jobs N wall
@@ -207,12 +207,7 @@ def report(spark_runs: list[dict], local_runs: list[dict], args, made: float) ->
             print(f"  results agree (summary.json but for {', '.join(NOT_COMPARED)}): {'yes' if agree else 'no'}")
             for line in differences[:10]:
                 print(f"      {line}")
-        print("targets")
-        for name, ok, value in checks:
-            print(f"  {'PASS' if ok else 'FAIL'}  {name:38s} {value}")
-    if failed:
-        return 2
-    return 0 if all(ok for _, ok, _ in checks) else 1
+    return print_verdict(checks, failed, quiet=args.json)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,7 @@ def audit_dataframe(df, text_col: str | None = None, id_col: str | None = None, 
     context stay cached (memory and disk) while the results are in use, until `release(results)`."""
     options = SourceOptions(text_col=text_col, id_col=id_col, patient_col=patient_col, date_col=date_col,
                             billed_col=billed_col, max_bytes=max_bytes)
+    check_workers(df.sparkSession, profile)   # a clear error, and checkers built side by side
     notes = note_frame(df, options)
     results, cached = _audit(df.sparkSession, notes, profile, partitions)
     public = results.select(*PUBLIC_COLUMNS)

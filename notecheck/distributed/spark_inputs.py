@@ -102,10 +102,9 @@ def note_frame(df, options: SourceOptions, kind: str = "dataframe", path: str | 
     number = _record_numbers(frame) + F.lit(offset)
     text = chosen["text"]
     text_type = types[text]
-    problem = F.lit(None).cast("string")
-    if text_type not in ("string", "binary"):
-        problem = F.lit(f"note text in {text} is not a string")
-    data = F.col(f"`{text}`").cast("binary") if text_type in ("string", "binary") else F.lit(None).cast("binary")
+    is_text = text_type in ("string", "binary") or text_type.startswith(("varchar(", "char("))
+    problem = F.lit(None).cast("string") if is_text else F.lit(f"note text in {text} is not a string")
+    data = F.col(f"`{text}`").cast("binary") if is_text else F.lit(None).cast("binary")
     if kind == "csv":
         # Spark reads an empty CSV cell as null; the local reader reads "", an "empty note".
         data = F.coalesce(data, F.lit(b""))
