@@ -150,7 +150,7 @@ def _add_audit_parser(sub) -> None:
         "complete; 1 some notes incomplete or in error; 2 usage error or an unreadable source.")
     au.add_argument("source", metavar="SOURCE",
                     help="folder of .txt notes (recursive), CSV/TSV, JSONL, FHIR NDJSON of DocumentReference, "
-                    "or a FHIR Bundle JSON")
+                    "or a FHIR Bundle JSON; with --engine spark: Parquet, CSV/TSV or JSONL, a path or a URI")
     au.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
     for name, what in (("text", "note text"), ("id", "note id"), ("patient", "patient id"),
                        ("date", "date of service"), ("billed", "billed CPT code(s) and modifiers")):
