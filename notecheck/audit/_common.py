@@ -75,30 +75,39 @@ class Source:
         self.auto: set[str] = set()  # which of `chosen` were auto-detected rather than given
 
     def describe(self) -> str:
-        picks = " ".join(f"{key}={self.chosen.get(key) or '-'}" for key in FIELDS)
-        line = f"{LABELS[self.format]} {self.path.name or self.path}: {picks}"
-        auto = [key for key in FIELDS if key in self.auto]
-        if auto:
-            line += f" (auto-detected: {', '.join(auto)})"
-        return line
+        return describe_choice(LABELS[self.format], self.path.name or str(self.path), self.chosen, self.auto)
 
     def __iter__(self) -> Iterator[SourceNote]:
         seen: set[str] = set()
         for note in self._notes():
             if note.note_id in seen:
-                original, n = note.note_id, 2
-                while f"{original}#{n}" in seen:
+                n = 2
+                while f"{note.note_id}#{n}" in seen:
                     n += 1
-                note.note_id = f"{original}#{n}"
-                note.warnings.append(f"note id {original} appears more than once in this export; "
-                                     f"this one ({note.locator}) is renamed {note.note_id}")
-                if note.error:
-                    note.error = note.error.replace(f"note {original} ", f"note {note.note_id} ", 1)
+                rename_repeat(note, n)
             seen.add(note.note_id)
             yield note
 
     def _notes(self) -> Iterator[SourceNote]:
         raise NotImplementedError
+
+
+def describe_choice(label: str, name: str, chosen: dict, auto: set) -> str:
+    """The first stderr line of an audit: the export and which column each field was read from."""
+    picks = " ".join(f"{key}={chosen.get(key) or '-'}" for key in FIELDS)
+    line = f"{label} {name}: {picks}"
+    picked = [key for key in FIELDS if key in auto]
+    return line + (f" (auto-detected: {', '.join(picked)})" if picked else "")
+
+
+def rename_repeat(note: SourceNote, n: int) -> None:
+    """The n-th note with an id already seen in the export becomes "<id>#<n>", saying so."""
+    original = note.note_id
+    note.note_id = f"{original}#{n}"
+    note.warnings.append(f"note id {original} appears more than once in this export; "
+                         f"this one ({note.locator}) is renamed {note.note_id}")
+    if note.error:
+        note.error = note.error.replace(f"note {original} ", f"note {note.note_id} ", 1)
 
 
 @dataclass

@@ -235,12 +235,18 @@ def summary_facts(line: dict) -> dict:
     """What summary.json needs from one line: small, so workers can send it instead of the line."""
     code = line.get("code") or {}
     audit = line.get("audit") or {}
-    billing = audit.get("billing")
+    return facts_of(line.get("status"), line.get("error"), code.get("cpt"), code.get("out_of_family"),
+                    audit.get("complete"), all_findings(line), audit.get("history_findings") or [],
+                    audit.get("billing"))
+
+
+def facts_of(status, error, cpt, family, complete, findings: list, history_findings: list,
+             billing: dict | None) -> dict:
+    """summary_facts from a line's parts (the Spark engine has them as columns, not as a line)."""
     return {
-        "status": line.get("status"), "error": line.get("error"),
-        "cpt": code.get("cpt"), "family": code.get("out_of_family"), "complete": bool(audit.get("complete")),
-        "missing": [(f["id"], f["severity"]) for f in all_findings(line) if f["status"] == "missing"],
-        "history_missing": [f["id"] for f in audit.get("history_findings") or [] if f["status"] == "missing"],
+        "status": status, "error": error, "cpt": cpt, "family": family, "complete": bool(complete),
+        "missing": [(f["id"], f["severity"]) for f in findings if f["status"] == "missing"],
+        "history_missing": [f["id"] for f in history_findings if f["status"] == "missing"],
         "billing": None if not billing else {
             "status": billing.get("status"), "direction": billing.get("direction"),
             "billed_code": billing.get("billed_code"),

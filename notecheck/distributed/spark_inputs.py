@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from ..audit._common import SourceError, SourceOptions
+from ..audit._common import SourceError, SourceOptions, describe_choice
 from ..audit._tabular import _choose, _guess_delimiter, choose_json_keys
 
 SPARK_FORMATS = ("parquet", "csv", "jsonl", "dataframe")
@@ -41,11 +41,8 @@ class NoteFrame:
     json_keys: dict | None = None   # JSONL: field -> key (or dotted path), as the local reader picks them
 
     def describe(self) -> str:
-        picks = " ".join(f"{key}={self.chosen.get(key) or '-'}" for key in ("text", "id", "patient", "date", "billed"))
         name = PurePath(self.path).name if self.path else "(DataFrame)"
-        line = f"{LABELS[self.kind]} {name}: {picks}"
-        auto = [key for key in ("text", "id", "patient", "date", "billed") if key in self.auto]
-        return line + (f" (auto-detected: {', '.join(auto)})" if auto else "")
+        return describe_choice(LABELS[self.kind], name, self.chosen, self.auto)
 
 
 def detect_kind(path: str) -> str:

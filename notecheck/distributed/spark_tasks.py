@@ -24,7 +24,7 @@ from types import SimpleNamespace
 import orjson
 
 from ..audit import outputs
-from ..audit._common import SourceNote, SourceOptions, error_note, line_cap
+from ..audit._common import SourceNote, SourceOptions, error_note, line_cap, rename_repeat
 from ..audit._tabular import build_note, json_line_note
 from ..audit.workers import checked_lines, item_of
 from .spark_history import ContextLookups
@@ -143,12 +143,7 @@ def _read(reader, row, how: _How) -> tuple[int, SourceNote]:
                       "text": None if row.data is None else bytes(row.data).decode("utf-8", "surrogateescape")}
             note = build_note(reader, values.get, row.fallback_id, row.locator, how.absent)
         if row.dup_n is not None and row.dup_n == row.dup_n:   # NaN-safe: pandas gives floats for nulls
-            original = note.note_id
-            note.note_id = f"{original}#{int(row.dup_n)}"
-            note.warnings.append(f"note id {original} appears more than once in this export; "
-                                 f"this one ({note.locator}) is renamed {note.note_id}")
-            if note.error:
-                note.error = note.error.replace(f"note {original} ", f"note {note.note_id} ", 1)
+            rename_repeat(note, int(row.dup_n))
     except Exception as exc:  # noqa: BLE001 - one unreadable row is that row's error, never the task's
         note = error_note(str(row.fallback_id), str(row.locator), f"could not be read ({type(exc).__name__})")
     return int(row._row), note
@@ -241,14 +236,6 @@ def summary_batches(batches: Iterator) -> Iterator:
 def _summary_facts(row) -> dict:
     """notecheck.audit.outputs.summary_facts, from the flat columns of a results row."""
     findings = list(row.findings) if row.findings is not None else []
-    billing = orjson.loads(row.billing_json) if row.billing_json else None
-    return {
-        "status": row.status, "error": row.error, "cpt": row.suggested_code, "family": row.out_of_family,
-        "complete": bool(row.complete),
-        "missing": [(f["id"], f["severity"]) for f in findings if f["status"] == "missing"],
-        "history_missing": [f["id"] for f in findings if f["status"] == "missing" and f["kind"] == "history"],
-        "billing": None if not billing else {
-            "status": billing.get("status"), "direction": billing.get("direction"),
-            "billed_code": billing.get("billed_code"),
-            "supported": billing.get("supported") or billing.get("supported_family")},
-    }
+    return outputs.facts_of(row.status, row.error, row.suggested_code, row.out_of_family, row.complete, findings,
+                            [f for f in findings if f["kind"] == "history"],
+                            orjson.loads(row.billing_json) if row.billing_json else None)
